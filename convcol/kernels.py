@@ -1,0 +1,84 @@
+"""The Numba kernels: im2col and its adjoint col2im on the 3-D column layout.
+
+Private and plain on purpose: callers (``convcol.conv``) validate, allocate every buffer with
+NumPy (its allocator gets huge pages; Numba's does not) and pass it in. Both kernels run in
+parallel over (sample, channel) pairs and each pair writes only its own rows of ``cols`` or its
+own plane of ``dx``, so no two iterations ever touch the same element.
+
+Layout: ``x`` is (N, C, D, H, W); ``cols`` is (C * KD * KH * KW, N * OD * OH * OW), row
+``(c, kd, kh, kw)`` and column ``(n, od, oh, ow)``, both in C order.
+"""
+
+import numba
+
+
+@numba.njit(cache=True, inline="always")
+def _valid_range(off, stride, n_in, n_out):
+    # Output indices o with 0 <= o * stride + off < n_in, as a half-open range [lo, hi).
+    lo = 0 if off >= 0 else (-off + stride - 1) // stride
+    hi = (n_in - 1 - off) // stride + 1 if n_in - 1 - off >= 0 else 0
+    hi = min(hi, n_out)
+    return lo, max(lo, hi)
+
+
+@numba.njit(parallel=True, cache=True)
+def im2col(x, cols, kernel, stride, pad, dilation, out_size):
+    N, C, D, H, W = x.shape
+    KD, KH, KW = kernel
+    OD, OH, OW = out_size
+    K = KD * KH * KW
+    P = OD * OH * OW
+    for job in numba.prange(N * C):
+        n = job // C
+        c = job % C
+        for kd in range(KD):
+            for kh in range(KH):
+                for kw in range(KW):
+                    row = c * K + (kd * KH + kh) * KW + kw
+                    off_w = kw * dilation[2] - pad[2]
+                    lo, hi = _valid_range(off_w, stride[2], W, OW)
+                    for od in range(OD):
+                        i_d = od * stride[0] + kd * dilation[0] - pad[0]
+                        for oh in range(OH):
+                            i_h = oh * stride[1] + kh * dilation[1] - pad[1]
+                            base = n * P + (od * OH + oh) * OW
+                            if i_d < 0 or i_d >= D or i_h < 0 or i_h >= H:
+                                for ow in range(OW):
+                                    cols[row, base + ow] = 0
+                                continue
+                            for ow in range(lo):
+                                cols[row, base + ow] = 0
+                            for ow in range(lo, hi):
+                                cols[row, base + ow] = x[n, c, i_d, i_h, ow * stride[2] + off_w]
+                            for ow in range(hi, OW):
+                                cols[row, base + ow] = 0
+
+
+@numba.njit(parallel=True, cache=True)
+def col2im(cols, dx, kernel, stride, pad, dilation, out_size):
+    N, C, D, H, W = dx.shape
+    KD, KH, KW = kernel
+    OD, OH, OW = out_size
+    K = KD * KH * KW
+    P = OD * OH * OW
+    for job in numba.prange(N * C):
+        n = job // C
+        c = job % C
+        dx[n, c] = 0
+        for kd in range(KD):
+            for kh in range(KH):
+                for kw in range(KW):
+                    row = c * K + (kd * KH + kh) * KW + kw
+                    off_w = kw * dilation[2] - pad[2]
+                    lo, hi = _valid_range(off_w, stride[2], W, OW)
+                    for od in range(OD):
+                        i_d = od * stride[0] + kd * dilation[0] - pad[0]
+                        if i_d < 0 or i_d >= D:
+                            continue
+                        for oh in range(OH):
+                            i_h = oh * stride[1] + kh * dilation[1] - pad[1]
+                            if i_h < 0 or i_h >= H:
+                                continue
+                            base = n * P + (od * OH + oh) * OW
+                            for ow in range(lo, hi):
+                                dx[n, c, i_d, i_h, ow * stride[2] + off_w] += cols[row, base + ow]

@@ -1,0 +1,227 @@
+"""Argument checking shared by the fast path and the oracle.
+
+Everything here answers "is this input allowed, and what does it mean?" and nothing here
+computes a result, so that the oracle may share it without sharing the fast path's
+arithmetic.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ConvError"]
+
+#: An explicit padding: one ``(before, after)`` pair per spatial axis.
+Pads = tuple[tuple[int, int], ...]
+PaddingSpec = Pads | str
+
+_AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+class ConvError(ValueError):
+    """The one exception convcol raises for bad input.
+
+    The message names the argument, the shapes or values involved and the rule broken.
+    It subclasses :class:`ValueError`, so ``except ValueError`` catches it too.
+
+    Examples
+    --------
+    >>> import numpy as np, convcol
+    >>> convcol.conv2d(np.zeros((1, 3, 5, 5)), np.zeros((4, 2, 3, 3)))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    convcol.ConvError: w has 2 input channels per group but x has 3 channels and groups=1 ...
+    """
+
+
+# Shown as convcol.ConvError in tracebacks, where users import it from.
+ConvError.__module__ = "convcol"
+
+
+def as_int(name: str, value: Any, minimum: int) -> int:
+    """Return ``value`` as a Python int, refusing bools, floats and values below ``minimum``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ConvError(f"{name} must be an integer, got the bool {value!r}")
+    try:
+        ivalue = operator.index(value)
+    except TypeError:
+        raise ConvError(
+            f"{name} must be an integer, got {value!r} of type {type(value).__name__}"
+        ) from None
+    if ivalue < minimum:
+        raise ConvError(f"{name} must be >= {minimum}, got {ivalue}")
+    return ivalue
+
+
+def per_axis(name: str, value: Any, nd: int, minimum: int) -> tuple[int, ...]:
+    """An int or a length-``nd`` sequence of ints, as a tuple of ``nd`` ints."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != nd:
+            raise ConvError(
+                f"{name} must be an int or a sequence of {nd} ints (one per spatial axis "
+                f"{', '.join(_AXES[nd])}), got {value!r} of length {len(value)}"
+            )
+        return tuple(as_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(value))
+    return (as_int(name, value, minimum),) * nd
+
+
+def parse_padding(name: str, padding: Any, nd: int) -> PaddingSpec:
+    """Normalize a padding argument to ``'same'`` or one ``(before, after)`` pair per axis.
+
+    Accepted forms: an int; ``'valid'``; ``'same'``; ``nd`` ints (symmetric per axis);
+    ``nd`` pairs ``(before, after)``.
+    """
+    forms = f"an int, 'valid', 'same', {nd} ints (one per axis) or {nd} (before, after) pairs"
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * nd
+        if padding == "same":
+            return "same"
+        raise ConvError(f"{name} must be {forms}; got the string {padding!r}")
+    if isinstance(padding, (tuple, list)):
+        if len(padding) != nd:
+            raise ConvError(f"{name} must be {forms}; got {padding!r} of length {len(padding)}")
+        pairs = []
+        for i, p in enumerate(padding):
+            if isinstance(p, (tuple, list)):
+                if len(p) != 2:
+                    raise ConvError(
+                        f"{name}[{i}] must be a (before, after) pair, got {p!r}; {name} must "
+                        f"be {forms}"
+                    )
+                pairs.append(
+                    (as_int(f"{name}[{i}][0]", p[0], 0), as_int(f"{name}[{i}][1]", p[1], 0))
+                )
+            else:
+                v = as_int(f"{name}[{i}]", p, 0)
+                pairs.append((v, v))
+        return tuple(pairs)
+    try:
+        v = as_int(name, padding, 0)
+    except ConvError as e:
+        raise ConvError(f"{e}; {name} must be {forms}") from None
+    return ((v, v),) * nd
+
+
+_CONV_PARAM_KEYS = ("stride", "pad", "dilation", "groups")
+
+
+def parse_conv_param(conv_param: Any, nd: int = 2) -> dict[str, Any]:
+    """Read a cs231n-style ``conv_param`` dict into keyword arguments.
+
+    ``'stride'`` and ``'pad'`` default to 1 and 0 like cs231n's backward pass;
+    ``'dilation'`` and ``'groups'`` default to 1. Unknown keys are refused, so a typo such
+    as ``'strides'`` cannot silently fall back to a default.
+    """
+    if not isinstance(conv_param, Mapping):
+        raise ConvError(
+            f"conv_param must be a dict with keys {_CONV_PARAM_KEYS}, got "
+            f"{type(conv_param).__name__}"
+        )
+    unknown = sorted(set(conv_param) - set(_CONV_PARAM_KEYS), key=str)
+    if unknown:
+        raise ConvError(
+            f"conv_param has unknown key(s) {unknown}; allowed keys are {_CONV_PARAM_KEYS}"
+        )
+    return {
+        "stride": per_axis("conv_param['stride']", conv_param.get("stride", 1), nd, 1),
+        "padding": parse_padding("conv_param['pad']", conv_param.get("pad", 0), nd),
+        "dilation": per_axis("conv_param['dilation']", conv_param.get("dilation", 1), nd, 1),
+        "groups": as_int("conv_param['groups']", conv_param.get("groups", 1), 1),
+    }
+
+
+def as_array(name: str, a: Any) -> np.ndarray:
+    """``a`` as an ndarray of a real numeric dtype (no copy when it already is one)."""
+    try:
+        arr = np.asarray(a)
+    except Exception as e:  # ragged lists and the like
+        raise ConvError(f"{name} could not be read as an array: {e}") from None
+    if arr.dtype.kind not in "fiu":
+        raise ConvError(
+            f"{name} must have a real numeric dtype (float or integer), got dtype "
+            f"{arr.dtype} with shape {arr.shape}"
+        )
+    return arr
+
+
+def compute_dtype(*arrays: np.ndarray | None) -> np.dtype:
+    """The dtype a convolution of these arrays is computed and returned in.
+
+    NumPy promotion, then: integer results become float64, float16 becomes float32 (there
+    are no half-precision kernels), and anything wider than float64 is refused.
+    """
+    dt = np.result_type(*(a.dtype for a in arrays if a is not None))
+    if dt.kind in "iu":
+        return np.dtype(np.float64)
+    if dt == np.float16:
+        return np.dtype(np.float32)
+    if dt not in (np.float32, np.float64):
+        raise ConvError(f"dtype {dt} is not supported; use float32 or float64")
+    return np.dtype(dt)
+
+
+def check_conv_shapes(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    b_shape: tuple[int, ...] | None,
+    groups: int,
+    nd: int,
+) -> None:
+    """Check ranks, channel counts, groups and the bias shape of a convolution."""
+    shapes = f"x.shape={x_shape}, w.shape={w_shape}"
+    axes = ", ".join(_AXES[nd])
+    if len(x_shape) != nd + 2:
+        raise ConvError(
+            f"x must be {nd + 2}-D (N, C, {axes}), got {len(x_shape)}-D x.shape={x_shape}"
+        )
+    if len(w_shape) != nd + 2:
+        raise ConvError(
+            f"w must be {nd + 2}-D (F, C // groups, kernel {axes}), got {len(w_shape)}-D "
+            f"w.shape={w_shape}"
+        )
+    C, F = x_shape[1], w_shape[0]
+    if C % groups:
+        raise ConvError(f"groups={groups} does not divide the {C} input channels ({shapes})")
+    if F % groups:
+        raise ConvError(f"groups={groups} does not divide the {F} filters of w ({shapes})")
+    if w_shape[1] != C // groups:
+        raise ConvError(
+            f"w has {w_shape[1]} input channels per group but x has {C} channels and "
+            f"groups={groups} ({shapes}): w.shape[1] must equal C // groups"
+        )
+    if b_shape is not None and b_shape != (F,):
+        raise ConvError(
+            f"b must have shape (F,) = ({F},) to match w.shape={w_shape}, got b.shape={b_shape}"
+        )
+
+
+def check_window_fits(
+    in_size: tuple[int, ...],
+    pads: Pads,
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    shapes: str,
+) -> None:
+    """Refuse a (dilated) kernel that is larger than the padded input along some axis."""
+    for ax, (n, (lo, hi), k, d) in enumerate(zip(in_size, pads, kernel, dilation, strict=True)):
+        extent = (k - 1) * d + 1
+        if k < 1 or extent > n + lo + hi:
+            raise ConvError(
+                f"the kernel does not fit the padded input along spatial axis {ax}: kernel "
+                f"size {k} with dilation {d} spans {extent} but the input is {n} + padding "
+                f"{lo} + {hi} = {n + lo + hi} ({shapes}); the window must fit at least once"
+            )
+
+
+def check_dout(dout: np.ndarray, expected: tuple[int, ...], context: str) -> None:
+    """Refuse an upstream gradient whose shape is not the forward output's."""
+    if dout.shape != tuple(expected):
+        raise ConvError(
+            f"dout.shape={dout.shape} does not match the forward output shape "
+            f"{tuple(expected)} ({context})"
+        )
