@@ -70,28 +70,41 @@ class _Workspace:
         self.flat = np.empty(self.rows * step * self.positions, dtype)
 
     def cols(self, nb: int) -> np.ndarray:
-        return self.flat[: self.rows * nb * self.positions].reshape(self.rows, -1)
+        return self.flat[: self.rows * nb * self.positions].reshape(self.rows, nb * self.positions)
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     return a.reshape(a.shape[:2] + geo.kernel_args()[4])
 
 
+def _im2col_into(x: np.ndarray, cols: np.ndarray, geo: ConvGeometry) -> None:
+    """Fill ``cols`` (C * K, n * P) from the ``n`` samples of ``x``."""
+    kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
+    k = _kernels()
+    k.run(k.im2col, x.shape[0] * geo.channels, cols.size,
+          _as5d(x, geo), cols, kernel, stride, pad, dilation, out_size)
+
+
+def _col2im_into(cols: np.ndarray, dx: np.ndarray, geo: ConvGeometry) -> None:
+    """Overwrite ``dx`` (n samples) with the scatter-add of ``cols`` (C * K, n * P)."""
+    kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
+    k = _kernels()
+    k.run(k.col2im, dx.shape[0] * geo.channels, cols.size,
+          cols, _as5d(dx, geo), kernel, stride, pad, dilation, out_size)
+
+
 def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry) -> np.ndarray:
     """``x``, ``w`` and ``b`` are C-contiguous, native and of the compute dtype."""
-    k = _kernels()
     dtype = x.dtype
     G, F, K, P = geo.groups, geo.filters, geo.window, geo.positions
     Fg, Cg = F // G, geo.channels // G
-    kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
-    x5 = _as5d(x, geo)
     wmat = w.reshape(G, Fg, Cg * K)
     out = np.empty((geo.batch, G, Fg, P), dtype)
     ws = _Workspace(geo, dtype)
     for n0, n1 in _chunks(geo, dtype.itemsize):
         nb = n1 - n0
         cols = ws.cols(nb)
-        k.im2col(x5[n0:n1], cols, kernel, stride, pad, dilation, out_size)
+        _im2col_into(x[n0:n1], cols, geo)
         res = np.matmul(wmat, cols.reshape(G, Cg * K, nb * P))
         # (G, Fg, nb, P) -> (nb, G, Fg, P): the copy is output-sized, the GEMM stays whole.
         out[n0:n1] = res.reshape(G, Fg, nb, P).transpose(2, 0, 1, 3)
@@ -104,13 +117,10 @@ def _backward(
     dout: np.ndarray, x: np.ndarray, w: np.ndarray, geo: ConvGeometry
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of :func:`_forward`; all arrays C-contiguous, native, compute dtype."""
-    k = _kernels()
     dtype = x.dtype
     G, F, K, P = geo.groups, geo.filters, geo.window, geo.positions
     Fg, Cg = F // G, geo.channels // G
-    kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
-    x5 = _as5d(x, geo)
-    dx = np.empty_like(x5)
+    dx = np.empty_like(x)
     wmat_t = w.reshape(G, Fg, Cg * K).transpose(0, 2, 1)
     dout4 = dout.reshape(geo.batch, G, Fg, P)
     dw = np.zeros((G, Fg, Cg * K), dtype)
@@ -119,14 +129,14 @@ def _backward(
         nb = n1 - n0
         cols = ws.cols(nb)
         cols_g = cols.reshape(G, Cg * K, nb * P)
-        k.im2col(x5[n0:n1], cols, kernel, stride, pad, dilation, out_size)
+        _im2col_into(x[n0:n1], cols, geo)
         dout_g = np.ascontiguousarray(dout4[n0:n1].transpose(1, 2, 0, 3)).reshape(G, Fg, nb * P)
         dw += np.matmul(dout_g, cols_g.transpose(0, 2, 1))
         # The columns are spent: their buffer takes the column gradient.
         np.matmul(wmat_t, dout_g, out=cols_g)
-        k.col2im(cols, dx[n0:n1], kernel, stride, pad, dilation, out_size)
+        _col2im_into(cols, dx[n0:n1], geo)
     db = dout.reshape(geo.batch, F, P).sum(axis=(0, 2))
-    return dx.reshape(geo.x_shape), dw.reshape(geo.w_shape), db
+    return dx, dw.reshape(geo.w_shape), db
 
 
 def _prepare(
@@ -391,8 +401,7 @@ def im2col(
     geo = _patch_geometry(arr.shape, kernel_size, stride, padding, dilation)
     arr = np.ascontiguousarray(arr, dtype=compute_dtype(arr))
     cols = np.empty((geo.channels * geo.window, geo.batch * geo.positions), arr.dtype)
-    kernel, stride_, pad, dilation_, _, out_size = geo.kernel_args()
-    _kernels().im2col(_as5d(arr, geo), cols, kernel, stride_, pad, dilation_, out_size)
+    _im2col_into(arr, cols, geo)
     return cols
 
 
@@ -448,6 +457,5 @@ def col2im(
         )
     c = np.ascontiguousarray(c, dtype=compute_dtype(c))
     dx = np.empty(shape, c.dtype)
-    kernel, stride_, pad, dilation_, _, out_size = geo.kernel_args()
-    _kernels().col2im(c, _as5d(dx, geo), kernel, stride_, pad, dilation_, out_size)
+    _col2im_into(c, dx, geo)
     return dx

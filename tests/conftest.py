@@ -1,0 +1,45 @@
+"""Shared fixtures: the hypothesis profile, a seeded rng and dtype-aware tolerances."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# JIT compiles make first calls slow, so no per-example deadline.
+settings.register_profile(
+    "convcol", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("ci", parent=settings.get_profile("convcol"), max_examples=60)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "convcol"))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261129)
+
+
+def tolerance(dtype: np.dtype, reduction: int) -> float:
+    """Relative tolerance of a fast result against the float64 oracle.
+
+    float64: 1e-10, far above the ~reduction * 1e-16 rounding of any case here, far below any
+    real bug. float32: 4 * eps * reduction, the worst-case growth of rounding error in a sum
+    of ``reduction`` terms (the typical error is about sqrt(reduction) * eps).
+    """
+    if np.dtype(dtype) == np.float64:
+        return 1e-10
+    return 4 * float(np.finfo(np.float32).eps) * max(1, reduction)
+
+
+def assert_close(actual, expected, dtype, reduction: int = 1) -> None:
+    """Shapes and dtype exactly; values within the tolerance, relative to the largest value."""
+    assert isinstance(actual, np.ndarray)
+    assert actual.dtype == np.dtype(dtype), (actual.dtype, dtype)
+    expected = np.asarray(expected, dtype=np.float64)
+    tol = tolerance(dtype, reduction)
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    np.testing.assert_allclose(
+        actual.astype(np.float64), expected, rtol=tol, atol=tol * scale, strict=True
+    )

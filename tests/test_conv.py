@@ -1,0 +1,328 @@
+"""The fast path (convcol.conv) against the oracle (convcol.naive)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import assert_close
+from hypothesis import given
+from hypothesis import strategies as st
+from oracle_cases import CASES
+
+import convcol
+from convcol import kernels
+from convcol.naive import conv_backward_naive, conv_forward_naive
+
+DTYPES = [np.float64, np.float32]
+
+
+def check_against_oracle(x, w, b, conv_param, dtype, rng, api="cs231n"):
+    """Forward and all three gradients of the fast path agree with the float64 oracle.
+
+    Both see the same values: the inputs are rounded to ``dtype`` first and the oracle gets
+    them in float64, so the comparison measures only the fast path's rounding.
+    """
+    x, w = x.astype(dtype), w.astype(dtype)
+    b = None if b is None else b.astype(dtype)
+    ref, ref_cache = conv_forward_naive(
+        x.astype(np.float64), w.astype(np.float64), None if b is None else b.astype(np.float64),
+        conv_param,
+    )
+    dout = rng.standard_normal(ref.shape).astype(dtype)
+    rdx, rdw, rdb = conv_backward_naive(dout.astype(np.float64), ref_cache)
+    if api == "cs231n":
+        out, cache = convcol.conv_forward(x, w, b, conv_param)
+        dx, dw, db = convcol.conv_backward(dout, cache)
+    else:
+        kw = {
+            "stride": conv_param.get("stride", 1), "padding": conv_param.get("pad", 0),
+            "dilation": conv_param.get("dilation", 1), "groups": conv_param.get("groups", 1),
+        }
+        out = convcol.conv2d(x, w, b, **kw)
+        dx, dw, db = convcol.conv2d_backward(dout, x, w, **kw)
+    F, Cg, kh, kw_ = w.shape
+    G = conv_param.get("groups", 1)
+    positions = x.shape[0] * math.prod(ref.shape[2:])
+    assert_close(out, ref, dtype, Cg * kh * kw_ + 1)
+    assert_close(dx, rdx, dtype, F // G * kh * kw_)
+    assert_close(dw, rdw, dtype, positions)
+    assert_close(db, rdb, dtype, positions)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_named_cases_match_oracle(case, dtype, rng):
+    x = rng.standard_normal(case.x)
+    w = rng.standard_normal(case.w)
+    b = rng.standard_normal(case.w[0]) if case.bias else None
+    check_against_oracle(x, w, b, case.conv_param, dtype, rng)
+
+
+@st.composite
+def conv_configs(draw):
+    """Any valid 2-D convolution small enough for the oracle."""
+    groups = draw(st.integers(1, 3))
+    cg, fg = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    form = draw(st.sampled_from(["int", "per_axis", "pairs", "valid", "same"]))
+    if form == "int":
+        padding = draw(st.integers(0, 3))
+        pads = [(padding, padding)] * 2
+    elif form == "per_axis":
+        padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+        pads = [(p, p) for p in padding]
+    elif form == "pairs":
+        padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
+        pads = list(padding)
+    else:
+        padding = form
+        pads = [(0, 0)] * 2
+    size = []
+    for k, d, (lo, hi) in zip(kernel, dilation, pads, strict=True):
+        smallest = 1 if form == "same" else max(1, (k - 1) * d + 1 - lo - hi)
+        size.append(smallest + draw(st.integers(0, 6)))
+    x_shape = (draw(st.integers(1, 3)), groups * cg, *size)
+    w_shape = (groups * fg, cg, *kernel)
+    conv_param = {"stride": stride, "pad": padding, "dilation": dilation, "groups": groups}
+    return x_shape, w_shape, conv_param, draw(st.booleans())
+
+
+@given(
+    config=conv_configs(),
+    dtype=st.sampled_from(DTYPES),
+    api=st.sampled_from(["cs231n", "keywords"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_random_configs_match_oracle(config, dtype, api, seed):
+    x_shape, w_shape, conv_param, bias = config
+    rng = np.random.default_rng(seed)
+    b = rng.standard_normal(w_shape[0]) if bias else None
+    check_against_oracle(
+        rng.standard_normal(x_shape), rng.standard_normal(w_shape), b, conv_param, dtype, rng,
+        api,
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_large_enough_to_run_threaded_matches_oracle(dtype, rng, monkeypatch):
+    # Big enough that every kernel call is split across threads (at least 2, even on 1 core).
+    monkeypatch.setattr(kernels, "NUM_THREADS", max(2, kernels.NUM_THREADS))
+    x = rng.standard_normal((3, 6, 24, 24))
+    w = rng.standard_normal((4, 3, 3, 3))
+    check_against_oracle(x, w, None, {"stride": 1, "pad": 1, "groups": 2}, dtype, rng)
+
+
+def test_chunked_batch_matches_unchunked(rng, monkeypatch):
+    from convcol import conv
+
+    x = rng.standard_normal((7, 3, 9, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+    dout = rng.standard_normal((7, 4, 9, 9))
+    whole = (convcol.conv2d(x, w, padding=1), *convcol.conv2d_backward(dout, x, w, padding=1))
+    # A workspace for two samples' columns: the batch goes through in chunks of 2, 2, 2, 1.
+    monkeypatch.setattr(conv, "_WORKSPACE_BYTES", 2 * 3 * 9 * 81 * 8)
+    chunked = (convcol.conv2d(x, w, padding=1), *convcol.conv2d_backward(dout, x, w, padding=1))
+    for a, c in zip(whole, chunked, strict=True):
+        np.testing.assert_allclose(c, a, rtol=1e-13, atol=1e-13, strict=True)
+
+
+def test_thread_split_is_exact(rng, monkeypatch):
+    # Forcing one (sample, channel) pair per thread gives the same bits as one thread.
+    x = rng.standard_normal((3, 5, 11, 11))
+    w = rng.standard_normal((4, 5, 3, 3))
+    dout = rng.standard_normal((3, 4, 6, 6))
+    args = {"stride": 2, "padding": 1}
+    serial = (convcol.conv2d(x, w, **args), *convcol.conv2d_backward(dout, x, w, **args))
+    monkeypatch.setattr(kernels, "NUM_THREADS", 15)
+    monkeypatch.setattr(kernels, "_MIN_ELEMENTS_PER_THREAD", 1)
+    monkeypatch.setattr(kernels, "_pool", None)
+    split = (convcol.conv2d(x, w, **args), *convcol.conv2d_backward(dout, x, w, **args))
+    for a, s in zip(serial, split, strict=True):
+        np.testing.assert_array_equal(s, a, strict=True)
+
+
+def test_integer_valued_inputs_give_exact_results(rng):
+    x = rng.integers(-4, 5, size=(2, 3, 7, 7)).astype(np.float64)
+    w = rng.integers(-3, 4, size=(4, 3, 3, 3)).astype(np.float64)
+    b = rng.integers(-5, 6, size=4).astype(np.float64)
+    cp = {"stride": 2, "pad": 1}
+    out, cache = convcol.conv_forward(x, w, b, cp)
+    ref, ref_cache = conv_forward_naive(x, w, b, cp)
+    dout = rng.integers(-3, 4, size=out.shape).astype(np.float64)
+    np.testing.assert_array_equal(out, ref, strict=True)
+    for got, want in zip(convcol.conv_backward(dout, cache),
+                         conv_backward_naive(dout, ref_cache), strict=True):
+        np.testing.assert_array_equal(got, want, strict=True)
+
+
+class TestDtypes:
+    def test_float32_stays_float32_everywhere(self, rng):
+        x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+        w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+        b = np.zeros(4, np.float32)
+        out, cache = convcol.conv_forward(x, w, b, {"stride": 1, "pad": 1})
+        grads = convcol.conv_backward(np.ones_like(out), cache)
+        assert out.dtype == np.float32
+        assert cache.x.dtype == cache.w.dtype == np.float32
+        assert [g.dtype for g in grads] == [np.float32] * 3
+
+    @pytest.mark.parametrize(
+        ("x_dtype", "w_dtype", "b_dtype", "expected", "expected_grads"),
+        [
+            (np.float64, np.float64, np.float64, np.float64, np.float64),
+            (np.float32, np.float64, np.float32, np.float64, np.float64),
+            (np.int64, np.int32, None, np.float64, np.float64),
+            # NumPy promotion: f32 + i64 -> f64; the gradients do not involve b.
+            (np.float32, np.float32, np.int64, np.float64, np.float32),
+            (np.uint8, np.float32, None, np.float32, np.float32),
+            (np.float16, np.float16, None, np.float32, np.float32),
+        ],
+    )
+    def test_promotion(self, x_dtype, w_dtype, b_dtype, expected, expected_grads, rng):
+        x = (rng.standard_normal((1, 2, 4, 4)) * 3).astype(x_dtype)
+        w = (rng.standard_normal((3, 2, 2, 2)) * 3).astype(w_dtype)
+        b = None if b_dtype is None else np.arange(3).astype(b_dtype)
+        out = convcol.conv2d(x, w, b)
+        assert out.dtype == expected
+        ref, _ = conv_forward_naive(x, w, b, {})
+        assert ref.dtype == expected
+        assert_close(out, ref.astype(np.float64), expected, 9)
+        dx, dw, db = convcol.conv2d_backward(np.ones(out.shape, np.float32), x, w)
+        assert dx.dtype == dw.dtype == db.dtype == expected_grads
+
+
+def _layouts(a: np.ndarray) -> dict[str, np.ndarray]:
+    """The same values as ``a`` in every memory layout the fast path must accept."""
+    ro = a.copy()
+    ro.flags.writeable = False
+    padded = np.zeros((a.shape[0], a.shape[1] + 1, *a.shape[2:]), a.dtype)
+    padded[:, 1:] = a
+    unaligned_buf = np.zeros(a.nbytes + 1, np.uint8)[1:].view(a.dtype).reshape(a.shape)
+    unaligned_buf[...] = a
+    return {
+        "fortran": np.asfortranarray(a),
+        "negative_strides": a[::-1, :, ::-1][::-1, :, ::-1],
+        "sliced": padded[:, 1:],
+        "read_only": ro,
+        "big_endian": a.astype(a.dtype.newbyteorder(">")),
+        "unaligned": unaligned_buf,
+    }
+
+
+@pytest.mark.parametrize(
+    "layout", ["fortran", "negative_strides", "sliced", "read_only", "big_endian", "unaligned"]
+)
+def test_every_layout_gives_identical_results(layout, rng):
+    x = rng.standard_normal((2, 3, 7, 6))
+    w = rng.standard_normal((4, 3, 3, 2))
+    b = rng.standard_normal(4)
+    dout = rng.standard_normal((2, 4, 4, 4))
+    args = {"stride": 2, "padding": 1}
+    base = (convcol.conv2d(x, w, b, **args), *convcol.conv2d_backward(dout, x, w, **args))
+    xo, wo, bo, do = (_layouts(a)[layout] for a in (x, w, b.reshape(1, 4, 1, 1), dout))
+    bo = bo.reshape(4)
+    got = (convcol.conv2d(xo, wo, bo, **args), *convcol.conv2d_backward(do, xo, wo, **args))
+    for g, e in zip(got, base, strict=True):
+        np.testing.assert_array_equal(g, e, strict=True)
+
+
+def test_broadcast_inputs(rng):
+    # A dout from np.broadcast_to, as the gradient of a sum is; stride-0 x and w as well.
+    x = np.broadcast_to(rng.standard_normal((1, 2, 5, 5)), (3, 2, 5, 5))
+    w = np.broadcast_to(rng.standard_normal((1, 2, 3, 3)), (4, 2, 3, 3))
+    dout = np.broadcast_to(np.float64(1.0), (3, 4, 3, 3))
+    out = convcol.conv2d(x, w)
+    dx, dw, db = convcol.conv2d_backward(dout, x, w)
+    ref, cache = conv_forward_naive(np.array(x), np.array(w), None, {})
+    rdx, rdw, rdb = conv_backward_naive(np.array(dout), cache)
+    assert_close(out, ref, np.float64, 18)
+    assert_close(dx, rdx, np.float64, 36)
+    assert_close(dw, rdw, np.float64, 27)
+    assert_close(db, rdb, np.float64, 27)
+
+
+def test_inputs_unchanged_and_outputs_not_aliased(rng):
+    x = rng.standard_normal((2, 3, 6, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4)
+    dout = rng.standard_normal((2, 4, 6, 6))
+    before = [a.copy() for a in (x, w, b, dout)]
+    out, cache = convcol.conv_forward(x, w, b, {"stride": 1, "pad": 1})
+    dx, dw, db = convcol.conv_backward(dout, cache)
+    dx2, dw2, db2 = convcol.conv2d_backward(dout, x, w, padding=1)
+    for a, a0 in zip((x, w, b, dout), before, strict=True):
+        np.testing.assert_array_equal(a, a0, strict=True)
+    results = (out, dx, dw, db, dx2, dw2, db2)
+    for r in results:
+        for a in (x, w, b, dout):
+            assert not np.shares_memory(r, a)
+    for i, r in enumerate(results):
+        for s in results[i + 1:]:
+            assert not np.shares_memory(r, s)
+
+
+def test_repeated_calls_are_bit_identical(rng):
+    x = rng.standard_normal((3, 4, 10, 10))
+    w = rng.standard_normal((5, 4, 3, 3))
+    dout = rng.standard_normal((3, 5, 5, 5))
+    first = (convcol.conv2d(x, w, stride=2, padding=1),
+             *convcol.conv2d_backward(dout, x, w, stride=2, padding=1))
+    for _ in range(3):
+        again = (convcol.conv2d(x, w, stride=2, padding=1),
+                 *convcol.conv2d_backward(dout, x, w, stride=2, padding=1))
+        for a, f in zip(again, first, strict=True):
+            np.testing.assert_array_equal(a, f, strict=True)
+
+
+class TestIm2col:
+    def naive_im2col(self, x, kernel, stride, pad, dilation):
+        """im2col by its definition: np.pad, then one strided slice per output position."""
+        kh, kw = kernel
+        xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        eh, ew = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
+        starts_h = range(0, xp.shape[2] - eh + 1, stride)
+        starts_w = range(0, xp.shape[3] - ew + 1, stride)
+        columns = [
+            xp[n, :, i:i + eh:dilation, j:j + ew:dilation].reshape(-1)
+            for n in range(x.shape[0]) for i in starts_h for j in starts_w
+        ]
+        return np.stack(columns, axis=1)
+
+    @pytest.mark.parametrize(
+        ("kernel", "stride", "pad", "dilation"),
+        [((3, 3), 1, 1, 1), ((2, 3), 2, 0, 1), ((3, 2), 1, 2, 2), ((1, 1), 3, 0, 1)],
+    )
+    def test_layout_matches_definition(self, kernel, stride, pad, dilation, rng):
+        x = rng.standard_normal((2, 3, 7, 8))
+        cols = convcol.im2col(x, kernel, stride=stride, padding=pad, dilation=dilation)
+        np.testing.assert_array_equal(
+            cols, self.naive_im2col(x, kernel, stride, pad, dilation), strict=True
+        )
+
+    def test_gemm_on_columns_is_the_convolution(self, rng):
+        x = rng.standard_normal((2, 3, 6, 6))
+        w = rng.standard_normal((4, 3, 3, 3))
+        cols = convcol.im2col(x, 3, padding=1)
+        out = (w.reshape(4, -1) @ cols).reshape(4, 2, 6, 6).transpose(1, 0, 2, 3)
+        ref, _ = conv_forward_naive(x, w, None, {"pad": 1})
+        assert_close(out, ref, np.float64, 27)
+
+    @pytest.mark.parametrize("padding", [0, 1, "same", ((0, 2), (1, 0))])
+    def test_col2im_is_the_adjoint(self, padding, rng):
+        # <im2col(x), c> == <x, col2im(c)>: col2im is im2col's transpose, not its inverse.
+        x = rng.standard_normal((2, 3, 7, 6))
+        cols = convcol.im2col(x, (3, 2), stride=2, padding=padding)
+        c = rng.standard_normal(cols.shape)
+        back = convcol.col2im(c, x.shape, (3, 2), stride=2, padding=padding)
+        assert back.shape == x.shape
+        np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, back), rtol=1e-12)
+
+    def test_col2im_is_not_the_inverse(self):
+        x = np.ones((1, 1, 3, 3))
+        back = convcol.col2im(convcol.im2col(x, 2), x.shape, 2)
+        # The centre pixel lies under all four 2x2 windows.
+        np.testing.assert_array_equal(back[0, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]], strict=False)
