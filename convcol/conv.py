@@ -25,6 +25,7 @@ from .geometry import ConvGeometry, conv_geometry
 from .validation import (
     ConvError,
     as_array,
+    as_int,
     check_dout,
     compute_dtype,
     parse_conv_param,
@@ -444,10 +445,9 @@ def col2im(
            [1., 2., 1.]])
     """
     c = as_array("cols", cols)
-    try:
-        shape = tuple(per_axis("x_shape", tuple(x_shape), 4, 0))
-    except TypeError:
-        raise ConvError(f"x_shape must be a tuple (N, C, H, W), got {x_shape!r}") from None
+    if not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4:
+        raise ConvError(f"x_shape must be a tuple of 4 ints (N, C, H, W), got {x_shape!r}")
+    shape = tuple(as_int(f"x_shape[{i}]", n, 0) for i, n in enumerate(x_shape))
     geo = _patch_geometry(shape, kernel_size, stride, padding, dilation)
     expected = (geo.channels * geo.window, geo.batch * geo.positions)
     if c.shape != expected:

@@ -31,12 +31,17 @@ CASES = [
     Case("same_stride1_odd", (2, 3, 7, 6), (2, 3, 3, 3), {"stride": 1, "pad": "same"}),
     Case("same_stride1_even", (2, 3, 7, 6), (2, 3, 4, 2), {"stride": 1, "pad": "same"}),
     Case("same_stride2", (2, 2, 7, 8), (3, 2, 3, 3), {"stride": 2, "pad": "same"}),
-    Case("same_stride3_dilated", (1, 2, 10, 7), (2, 2, 3, 2),
-         {"stride": 3, "pad": "same", "dilation": 2}),
+    Case(
+        "same_stride3_dilated",
+        (1, 2, 10, 7),
+        (2, 2, 3, 2),
+        {"stride": 3, "pad": "same", "dilation": 2},
+    ),
     Case("valid", (2, 2, 6, 5), (2, 2, 3, 3), {"stride": 1, "pad": "valid"}),
     Case("dilation2", (2, 2, 9, 9), (3, 2, 3, 3), {"stride": 1, "pad": 2, "dilation": 2}),
-    Case("dilation_per_axis", (1, 2, 9, 9), (2, 2, 2, 3),
-         {"stride": 2, "pad": 1, "dilation": (3, 1)}),
+    Case(
+        "dilation_per_axis", (1, 2, 9, 9), (2, 2, 2, 3), {"stride": 2, "pad": 1, "dilation": (3, 1)}
+    ),
     Case("groups2", (2, 4, 6, 6), (6, 2, 3, 3), {"stride": 1, "pad": 1, "groups": 2}),
     Case("groups3_strided", (1, 6, 7, 7), (3, 2, 3, 2), {"stride": 2, "pad": 1, "groups": 3}),
     Case("depthwise", (2, 4, 6, 6), (4, 1, 3, 3), {"stride": 1, "pad": 1, "groups": 4}),

@@ -27,7 +27,9 @@ def check_against_oracle(x, w, b, conv_param, dtype, rng, api="cs231n"):
     x, w = x.astype(dtype), w.astype(dtype)
     b = None if b is None else b.astype(dtype)
     ref, ref_cache = conv_forward_naive(
-        x.astype(np.float64), w.astype(np.float64), None if b is None else b.astype(np.float64),
+        x.astype(np.float64),
+        w.astype(np.float64),
+        None if b is None else b.astype(np.float64),
         conv_param,
     )
     dout = rng.standard_normal(ref.shape).astype(dtype)
@@ -37,8 +39,10 @@ def check_against_oracle(x, w, b, conv_param, dtype, rng, api="cs231n"):
         dx, dw, db = convcol.conv_backward(dout, cache)
     else:
         kw = {
-            "stride": conv_param.get("stride", 1), "padding": conv_param.get("pad", 0),
-            "dilation": conv_param.get("dilation", 1), "groups": conv_param.get("groups", 1),
+            "stride": conv_param.get("stride", 1),
+            "padding": conv_param.get("pad", 0),
+            "dilation": conv_param.get("dilation", 1),
+            "groups": conv_param.get("groups", 1),
         }
         out = convcol.conv2d(x, w, b, **kw)
         dx, dw, db = convcol.conv2d_backward(dout, x, w, **kw)
@@ -102,7 +106,12 @@ def test_random_configs_match_oracle(config, dtype, api, seed):
     rng = np.random.default_rng(seed)
     b = rng.standard_normal(w_shape[0]) if bias else None
     check_against_oracle(
-        rng.standard_normal(x_shape), rng.standard_normal(w_shape), b, conv_param, dtype, rng,
+        rng.standard_normal(x_shape),
+        rng.standard_normal(w_shape),
+        b,
+        conv_param,
+        dtype,
+        rng,
         api,
     )
 
@@ -154,8 +163,9 @@ def test_integer_valued_inputs_give_exact_results(rng):
     ref, ref_cache = conv_forward_naive(x, w, b, cp)
     dout = rng.integers(-3, 4, size=out.shape).astype(np.float64)
     np.testing.assert_array_equal(out, ref, strict=True)
-    for got, want in zip(convcol.conv_backward(dout, cache),
-                         conv_backward_naive(dout, ref_cache), strict=True):
+    for got, want in zip(
+        convcol.conv_backward(dout, cache), conv_backward_naive(dout, ref_cache), strict=True
+    ):
         np.testing.assert_array_equal(got, want, strict=True)
 
 
@@ -261,7 +271,7 @@ def test_inputs_unchanged_and_outputs_not_aliased(rng):
         for a in (x, w, b, dout):
             assert not np.shares_memory(r, a)
     for i, r in enumerate(results):
-        for s in results[i + 1:]:
+        for s in results[i + 1 :]:
             assert not np.shares_memory(r, s)
 
 
@@ -269,11 +279,15 @@ def test_repeated_calls_are_bit_identical(rng):
     x = rng.standard_normal((3, 4, 10, 10))
     w = rng.standard_normal((5, 4, 3, 3))
     dout = rng.standard_normal((3, 5, 5, 5))
-    first = (convcol.conv2d(x, w, stride=2, padding=1),
-             *convcol.conv2d_backward(dout, x, w, stride=2, padding=1))
+    first = (
+        convcol.conv2d(x, w, stride=2, padding=1),
+        *convcol.conv2d_backward(dout, x, w, stride=2, padding=1),
+    )
     for _ in range(3):
-        again = (convcol.conv2d(x, w, stride=2, padding=1),
-                 *convcol.conv2d_backward(dout, x, w, stride=2, padding=1))
+        again = (
+            convcol.conv2d(x, w, stride=2, padding=1),
+            *convcol.conv2d_backward(dout, x, w, stride=2, padding=1),
+        )
         for a, f in zip(again, first, strict=True):
             np.testing.assert_array_equal(a, f, strict=True)
 
@@ -287,8 +301,10 @@ class TestIm2col:
         starts_h = range(0, xp.shape[2] - eh + 1, stride)
         starts_w = range(0, xp.shape[3] - ew + 1, stride)
         columns = [
-            xp[n, :, i:i + eh:dilation, j:j + ew:dilation].reshape(-1)
-            for n in range(x.shape[0]) for i in starts_h for j in starts_w
+            xp[n, :, i : i + eh : dilation, j : j + ew : dilation].reshape(-1)
+            for n in range(x.shape[0])
+            for i in starts_h
+            for j in starts_w
         ]
         return np.stack(columns, axis=1)
 
