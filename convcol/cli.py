@@ -48,8 +48,7 @@ def bench(repeat: int = 5, seed: int = 0, out: Any = None) -> dict[str, dict[str
     b = rng.standard_normal(CLASSIC["w"][0])
     cp = CLASSIC["conv_param"]
     print(
-        f"convcol bench: x {x.shape}, w {w.shape}, stride {cp['stride']}, pad {cp['pad']}, "
-        f"float64",
+        f"convcol bench: x {x.shape}, w {w.shape}, stride {cp['stride']}, pad {cp['pad']}, float64",
         file=out,
     )
 
@@ -57,8 +56,9 @@ def bench(repeat: int = 5, seed: int = 0, out: Any = None) -> dict[str, dict[str
     fast_out, fast_cache = conv_forward(x, w, b, cp)
     dout = rng.standard_normal(fast_out.shape)
     conv_backward(dout, fast_cache)
-    print(f"first call (JIT compile or cache load): {_fmt_time(time.perf_counter() - t0)}",
-          file=out)
+    print(
+        f"first call (JIT compile or cache load): {_fmt_time(time.perf_counter() - t0)}", file=out
+    )
 
     t_naive_f, (naive_out, naive_cache) = _best_of(lambda: conv_forward_naive(x, w, b, cp), 1)
     t_naive_b, naive_grads = _best_of(lambda: conv_backward_naive(dout, naive_cache), 1)
@@ -68,14 +68,17 @@ def bench(repeat: int = 5, seed: int = 0, out: Any = None) -> dict[str, dict[str
     rows = {
         "forward": (t_naive_f, t_fast_f, rel_error(fast_out, naive_out)),
         "backward": (
-            t_naive_b, t_fast_b,
+            t_naive_b,
+            t_fast_b,
             max(rel_error(f, n) for f, n in zip(fast_grads, naive_grads, strict=True)),
         ),
     }
     print(f"{'':10}{'naive':>12}{'convcol':>12}{'speed-up':>12}{'max rel. error':>17}", file=out)
     for name, (tn, tf, err) in rows.items():
-        print(f"{name:10}{_fmt_time(tn):>12}{_fmt_time(tf):>12}{tn / tf:>11.0f}x{err:>17.1e}",
-              file=out)
+        print(
+            f"{name:10}{_fmt_time(tn):>12}{_fmt_time(tf):>12}{tn / tf:>11.0f}x{err:>17.1e}",
+            file=out,
+        )
     return {
         name: {"naive_s": tn, "convcol_s": tf, "speedup": tn / tf, "max_rel_error": err}
         for name, (tn, tf, err) in rows.items()

@@ -81,17 +81,13 @@ def _as5d(a: np.ndarray, geo: ConvGeometry) -> np.ndarray:
 def _im2col_into(x: np.ndarray, cols: np.ndarray, geo: ConvGeometry) -> None:
     """Fill ``cols`` (C * K, n * P) from the ``n`` samples of ``x``."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
-    k = _kernels()
-    k.run(k.im2col, x.shape[0] * geo.channels, cols.size,
-          _as5d(x, geo), cols, kernel, stride, pad, dilation, out_size)
+    _kernels().im2col(_as5d(x, geo), cols, kernel, stride, pad, dilation, out_size)
 
 
 def _col2im_into(cols: np.ndarray, dx: np.ndarray, geo: ConvGeometry) -> None:
     """Overwrite ``dx`` (n samples) with the scatter-add of ``cols`` (C * K, n * P)."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
-    k = _kernels()
-    k.run(k.col2im, dx.shape[0] * geo.channels, cols.size,
-          cols, _as5d(dx, geo), kernel, stride, pad, dilation, out_size)
+    _kernels().col2im(cols, _as5d(dx, geo), kernel, stride, pad, dilation, out_size)
 
 
 def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The Numba kernels, im2col and its adjoint col2im, and the thread pool that runs them.
+"""The Numba kernels: im2col and its adjoint col2im.
 
 Private and plain on purpose: callers (``convcol.conv``) validate, allocate every buffer with
 NumPy (its allocator gets huge pages; Numba's does not) and pass it in.
@@ -6,64 +6,14 @@ NumPy (its allocator gets huge pages; Numba's does not) and pass it in.
 Layout: ``x`` is (N, C, D, H, W); ``cols`` is (C * KD * KH * KW, N * OD * OH * OW), row
 ``(c, kd, kh, kw)`` and column ``(n, od, oh, ow)``, both in C order.
 
-Parallelism: a kernel call handles the (sample, channel) pairs ``job_lo <= n * C + c <
-job_hi``; :func:`run` splits the pairs into one contiguous range per thread. Each pair writes
-only its own rows of ``cols`` or its own plane of ``dx``, so no two threads ever touch the same
-element. The kernels release the GIL and the pool's idle workers sleep on a lock, so there is
-no spinning to slow the OpenBLAS GEMM that follows (Numba's ``omp`` layer after a ``prange``
-spins, its ``workqueue`` layer is not safe for concurrent callers); and the pool, unlike a
-``prange``, can be shared by any number of calling threads.
+The kernels are serial and release the GIL, so concurrent callers run in parallel. They are
+not ``prange`` loops: on 2 cores a parallel im2col bought nothing end to end, because it runs
+between GEMMs and OpenBLAS's worker threads busy-wait for a while after each GEMM, taking the
+second core (measurements in docs/design.md); and Numba's ``omp`` layer busy-waits after a
+``prange`` in turn, slowing the GEMM that follows.
 """
 
-from __future__ import annotations
-
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
 import numba
-
-# Below this many output elements per thread, handing work to another thread costs more than
-# it saves.
-_MIN_ELEMENTS_PER_THREAD = 1 << 16
-
-
-def _default_threads() -> int:
-    env = os.environ.get("CONVCOL_NUM_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-NUM_THREADS = _default_threads()
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(NUM_THREADS - 1, thread_name_prefix="convcol")
-        return _pool
-
-
-def run(kernel: Any, n_jobs: int, elements: int, *args: Any) -> None:
-    """Call ``kernel(*args, lo, hi)`` over ``[0, n_jobs)``, split across the threads."""
-    threads = min(NUM_THREADS, n_jobs, max(1, elements // _MIN_ELEMENTS_PER_THREAD))
-    if threads <= 1:
-        kernel(*args, 0, n_jobs)
-        return
-    bounds = [n_jobs * i // threads for i in range(threads + 1)]
-    pool = _get_pool()
-    futures = [pool.submit(kernel, *args, bounds[i], bounds[i + 1]) for i in range(1, threads)]
-    kernel(*args, bounds[0], bounds[1])
-    for f in futures:
-        f.result()
 
 
 @numba.njit(cache=True, inline="always")
@@ -76,15 +26,14 @@ def _valid_range(off, stride, n_in, n_out):
 
 
 @numba.njit(cache=True, nogil=True)
-def im2col(x, cols, kernel, stride, pad, dilation, out_size, job_lo, job_hi):
-    _, C, D, H, W = x.shape
+def im2col(x, cols, kernel, stride, pad, dilation, out_size):
+    N, C, D, H, W = x.shape
     KD, KH, KW = kernel
     OD, OH, OW = out_size
     K = KD * KH * KW
     P = OD * OH * OW
-    for job in range(job_lo, job_hi):
-        n = job // C
-        c = job % C
+    for job in range(N * C):
+        n, c = job // C, job % C
         for kd in range(KD):
             for kh in range(KH):
                 for kw in range(KW):
@@ -109,15 +58,14 @@ def im2col(x, cols, kernel, stride, pad, dilation, out_size, job_lo, job_hi):
 
 
 @numba.njit(cache=True, nogil=True)
-def col2im(cols, dx, kernel, stride, pad, dilation, out_size, job_lo, job_hi):
-    _, C, D, H, W = dx.shape
+def col2im(cols, dx, kernel, stride, pad, dilation, out_size):
+    N, C, D, H, W = dx.shape
     KD, KH, KW = kernel
     OD, OH, OW = out_size
     K = KD * KH * KW
     P = OD * OH * OW
-    for job in range(job_lo, job_hi):
-        n = job // C
-        c = job % C
+    for job in range(N * C):
+        n, c = job // C, job % C
         dx[n, c] = 0
         for kd in range(KD):
             for kh in range(KH):
