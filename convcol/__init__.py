@@ -9,26 +9,51 @@ from . import gradcheck, naive
 from .conv import (
     ConvCache,
     col2im,
+    conv1d,
+    conv1d_backward,
     conv2d,
     conv2d_backward,
+    conv3d,
+    conv3d_backward,
     conv_backward,
     conv_forward,
+    conv_transpose1d,
+    conv_transpose1d_backward,
+    conv_transpose2d,
+    conv_transpose2d_backward,
+    conv_transpose3d,
+    conv_transpose3d_backward,
     im2col,
 )
-from .layers import Conv2d
+from .layers import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .validation import ConvError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Conv1d",
     "Conv2d",
+    "Conv3d",
     "ConvCache",
     "ConvError",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
     "col2im",
+    "conv1d",
+    "conv1d_backward",
     "conv2d",
     "conv2d_backward",
+    "conv3d",
+    "conv3d_backward",
     "conv_backward",
     "conv_forward",
+    "conv_transpose1d",
+    "conv_transpose1d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "conv_transpose3d",
+    "conv_transpose3d_backward",
     "gradcheck",
     "im2col",
     "naive",

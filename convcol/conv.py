@@ -1,16 +1,18 @@
 """The fast path: convolution as im2col + GEMM, its gradients as two GEMMs + col2im.
 
-For a batch chunk of ``nb`` samples, ``cols`` is the (C * K, nb * P) matrix whose column
-``(n, p)`` holds the C * K input values under the window of output position ``p`` (K kernel
-positions, P output positions). With groups, its rows split into G blocks of Cg * K rows and
-``w`` into G blocks of (Fg, Cg * K), so one stacked ``matmul`` does every group at once:
+For a batch chunk of ``nb`` samples, im2col lays each window of the input out as one column
+(channels first) or one row (channels last) of a matrix ``cols``; with groups its C * K taps
+split into G blocks, and ``w`` into G blocks of (F / G) filters, so that one stacked
+``matmul`` does every group at once:
 
 - forward: ``out[g] = w[g] @ cols[g]``
 - backward: ``dw[g] += dout[g] @ cols[g].T``, ``dcols[g] = w[g].T @ dout[g]``, then
   ``dx = col2im(dcols)``, the scatter-add that is im2col's adjoint.
 
 One GEMM covers the whole chunk (not one per sample), which keeps GEMMs large when the
-spatial size is small. The chunk is as many samples as fit the workspace limit.
+spatial size is small; the chunk is as many samples as fit the workspace limit. A transposed
+convolution is the adjoint of a convolution, so its forward pass is that convolution's ``dx``
+and its backward pass that convolution's forward pass and ``dw``: no second engine.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import ConvGeometry, conv_geometry
+from .geometry import ConvGeometry, conv_geometry, source_index, transpose_geometry
 from .validation import (
     ConvError,
     as_array,
@@ -33,18 +35,30 @@ from .validation import (
 )
 
 __all__ = [
+    "ConvCache",
     "col2im",
+    "conv1d",
+    "conv1d_backward",
     "conv2d",
     "conv2d_backward",
+    "conv3d",
+    "conv3d_backward",
     "conv_backward",
     "conv_forward",
+    "conv_transpose1d",
+    "conv_transpose1d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "conv_transpose3d",
+    "conv_transpose3d_backward",
     "im2col",
 ]
 
+IntOrTuple = int | tuple[int, ...]
+Padding = int | str | tuple[Any, ...]
+
 # Bytes of im2col columns held at once; the batch is processed in chunks that fit.
 _WORKSPACE_BYTES = 256 * 2**20
-
-IntOrPair = int | tuple[int, int]
 
 
 def _kernels() -> Any:
@@ -62,82 +76,173 @@ def _chunks(geo: ConvGeometry, itemsize: int) -> Iterator[tuple[int, int]]:
 
 
 class _Workspace:
-    """One flat buffer, handed out as C-contiguous (rows, nb * P) column matrices."""
+    """One flat buffer, handed out as C-contiguous column matrices for ``nb`` samples."""
 
     def __init__(self, geo: ConvGeometry, dtype: np.dtype) -> None:
-        self.rows = geo.channels * geo.window
+        self.taps = geo.channels * geo.window
         self.positions = geo.positions
+        self.channels_last = geo.channels_last
         step = max((n1 - n0 for n0, n1 in _chunks(geo, dtype.itemsize)), default=0)
-        self.flat = np.empty(self.rows * step * self.positions, dtype)
+        self.flat = np.empty(self.taps * step * self.positions, dtype)
 
     def cols(self, nb: int) -> np.ndarray:
-        return self.flat[: self.rows * nb * self.positions].reshape(self.rows, nb * self.positions)
+        shape = (nb * self.positions, self.taps) if self.channels_last else (
+            self.taps, nb * self.positions)
+        return self.flat[: self.taps * nb * self.positions].reshape(shape)
 
 
-def _as5d(a: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    return a.reshape(a.shape[:2] + geo.kernel_args()[4])
+def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
+    """View a batch as 3-D spatial data, (n, C, D, H, W) or (n, D, H, W, C)."""
+    size = (1,) * (3 - geo.nd) + a.shape[1:-1] if geo.channels_last else (
+        (1,) * (3 - geo.nd) + a.shape[2:])
+    if geo.channels_last:
+        return a.reshape((a.shape[0], *size, channels))
+    return a.reshape((a.shape[0], channels, *size))
 
 
 def _im2col_into(x: np.ndarray, cols: np.ndarray, geo: ConvGeometry) -> None:
-    """Fill ``cols`` (C * K, n * P) from the ``n`` samples of ``x``."""
+    """Fill ``cols`` from the samples of ``x`` (padding already zeros-only)."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
-    _kernels().im2col(_as5d(x, geo), cols, kernel, stride, pad, dilation, out_size)
+    k = _kernels()
+    x5 = _as5d(x, geo, geo.channels)
+    if geo.channels_last:
+        k.im2col_cl(x5, cols, kernel, stride, pad, dilation, out_size, geo.groups)
+    else:
+        k.im2col(x5, cols, kernel, stride, pad, dilation, out_size)
 
 
 def _col2im_into(cols: np.ndarray, dx: np.ndarray, geo: ConvGeometry) -> None:
-    """Overwrite ``dx`` (n samples) with the scatter-add of ``cols`` (C * K, n * P)."""
+    """Overwrite ``dx`` with the scatter-add of ``cols``."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
-    _kernels().col2im(cols, _as5d(dx, geo), kernel, stride, pad, dilation, out_size)
+    k = _kernels()
+    dx5 = _as5d(dx, geo, geo.channels)
+    if geo.channels_last:
+        k.col2im_cl(cols, dx5, kernel, stride, pad, dilation, out_size, geo.groups)
+    else:
+        k.col2im(cols, dx5, kernel, stride, pad, dilation, out_size)
+
+
+def _spatial_axes(geo: ConvGeometry) -> tuple[int, ...]:
+    first = 1 if geo.channels_last else 2
+    return tuple(range(first, first + geo.nd))
+
+
+def _pad(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """``x`` padded by ``geo.padding_mode``: one gather through per-axis source indices."""
+    index: list[Any] = [slice(None)] * x.ndim
+    grids = np.ix_(*(source_index(n, lo, hi, geo.padding_mode)
+                     for n, (lo, hi) in zip(geo.in_size, geo.pads, strict=True)))
+    for ax, grid in zip(_spatial_axes(geo), grids, strict=True):
+        index[ax] = grid
+    return x[tuple(index)]
+
+
+def _fold(dxp: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """The adjoint of :func:`_pad`: each padded pixel's gradient goes to its source pixel."""
+    for ax, n, (lo, hi) in zip(_spatial_axes(geo), geo.in_size, geo.pads, strict=True):
+        src = source_index(n, lo, hi, geo.padding_mode)
+        moved = np.moveaxis(dxp, ax, 0)
+        folded = moved[lo:lo + n].copy()
+        for j in [*range(lo), *range(lo + n, lo + n + hi)]:  # the border only
+            folded[src[j]] += moved[j]
+        dxp = np.moveaxis(folded, 0, ax)
+    return np.ascontiguousarray(dxp)
+
+
+def _group_weights(w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """``w`` as G stacked GEMM operands: (G, Fg, Cg*K), or (G, K*Cg, Fg) for channels last."""
+    G = geo.groups
+    Fg, Cg = geo.filters // G, geo.channels // G
+    if geo.channels_last:
+        return w.reshape(G, Fg, Cg, geo.window).transpose(0, 3, 2, 1).reshape(G, -1, Fg)
+    return w.reshape(G, Fg, Cg * geo.window)
 
 
 def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry) -> np.ndarray:
-    """``x``, ``w`` and ``b`` are C-contiguous, native and of the compute dtype."""
+    """The convolution; ``x``, ``w``, ``b`` C-contiguous, native, of the compute dtype."""
+    if geo.padding_mode != "zeros":
+        x, geo = _pad(x, geo), geo.padded()
     dtype = x.dtype
-    G, F, K, P = geo.groups, geo.filters, geo.window, geo.positions
-    Fg, Cg = F // G, geo.channels // G
-    wmat = w.reshape(G, Fg, Cg * K)
-    out = np.empty((geo.batch, G, Fg, P), dtype)
+    G, P = geo.groups, geo.positions
+    Fg = geo.filters // G
+    wg = _group_weights(w, geo)
+    out = np.empty(geo.out_shape, dtype)
     ws = _Workspace(geo, dtype)
     for n0, n1 in _chunks(geo, dtype.itemsize):
         nb = n1 - n0
         cols = ws.cols(nb)
         _im2col_into(x[n0:n1], cols, geo)
-        res = np.matmul(wmat, cols.reshape(G, Cg * K, nb * P))
-        # (G, Fg, nb, P) -> (nb, G, Fg, P): the copy is output-sized, the GEMM stays whole.
-        out[n0:n1] = res.reshape(G, Fg, nb, P).transpose(2, 0, 1, 3)
+        if geo.channels_last:
+            # Rows are output positions: the product is already (nb, *out, F).
+            np.matmul(cols.reshape(nb * P, G, -1).transpose(1, 0, 2), wg,
+                      out=out[n0:n1].reshape(nb * P, G, Fg).transpose(1, 0, 2))
+        else:
+            res = np.matmul(wg, cols.reshape(G, -1, nb * P))
+            # (G, Fg, nb, P) -> (nb, G, Fg, P): an output-sized copy; the GEMM stays whole.
+            out[n0:n1].reshape(nb, G, Fg, P)[...] = res.reshape(G, Fg, nb, P).transpose(
+                2, 0, 1, 3)
     if b is not None:
-        out += b.reshape(G, Fg, 1)
-    return out.reshape(geo.out_shape)
+        out += b if geo.channels_last else b.reshape((-1,) + (1,) * geo.nd)
+    return out
 
 
 def _backward(
-    dout: np.ndarray, x: np.ndarray, w: np.ndarray, geo: ConvGeometry
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients of :func:`_forward`; all arrays C-contiguous, native, compute dtype."""
-    dtype = x.dtype
-    G, F, K, P = geo.groups, geo.filters, geo.window, geo.positions
-    Fg, Cg = F // G, geo.channels // G
-    dx = np.empty_like(x)
-    wmat_t = w.reshape(G, Fg, Cg * K).transpose(0, 2, 1)
-    dout4 = dout.reshape(geo.batch, G, Fg, P)
-    dw = np.zeros((G, Fg, Cg * K), dtype)
+    dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, *,
+    want_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(dx, dw)`` of :func:`_forward`; ``dw`` only when ``x`` is given, ``dx`` on request."""
+    outer = geo
+    if geo.padding_mode != "zeros":
+        x, geo = (None if x is None else _pad(x, geo)), geo.padded()
+    dtype = dout.dtype
+    G, P = geo.groups, geo.positions
+    Fg = geo.filters // G
+    wg = _group_weights(w, geo)
+    dx = np.empty(geo.x_shape, dtype) if want_dx else None
+    dwg = np.zeros(wg.shape, dtype) if x is not None else None
     ws = _Workspace(geo, dtype)
     for n0, n1 in _chunks(geo, dtype.itemsize):
         nb = n1 - n0
         cols = ws.cols(nb)
-        cols_g = cols.reshape(G, Cg * K, nb * P)
-        _im2col_into(x[n0:n1], cols, geo)
-        dout_g = np.ascontiguousarray(dout4[n0:n1].transpose(1, 2, 0, 3)).reshape(G, Fg, nb * P)
-        dw += np.matmul(dout_g, cols_g.transpose(0, 2, 1))
-        # The columns are spent: their buffer takes the column gradient.
-        np.matmul(wmat_t, dout_g, out=cols_g)
-        _col2im_into(cols, dx[n0:n1], geo)
-    db = dout.reshape(geo.batch, F, P).sum(axis=(0, 2))
-    return dx, dw.reshape(geo.w_shape), db
+        if geo.channels_last:
+            cols_g = cols.reshape(nb * P, G, -1).transpose(1, 0, 2)  # (G, M, K*Cg)
+            dout_g = dout[n0:n1].reshape(nb * P, G, Fg).transpose(1, 0, 2)  # (G, M, Fg)
+        else:
+            cols_g = cols.reshape(G, -1, nb * P)  # (G, Cg*K, M)
+            dout_g = np.ascontiguousarray(
+                dout[n0:n1].reshape(nb, G, Fg, P).transpose(1, 2, 0, 3)).reshape(G, Fg, nb * P)
+        if dwg is not None:
+            _im2col_into(x[n0:n1], cols, geo)  # type: ignore[index]
+            if geo.channels_last:
+                dwg += np.matmul(cols_g.transpose(0, 2, 1), dout_g)
+            else:
+                dwg += np.matmul(dout_g, cols_g.transpose(0, 2, 1))
+        if dx is not None:
+            # The columns are spent: their buffer takes the column gradient.
+            if geo.channels_last:
+                np.matmul(dout_g, wg.transpose(0, 2, 1), out=cols_g)
+            else:
+                np.matmul(wg.transpose(0, 2, 1), dout_g, out=cols_g)
+            _col2im_into(cols, dx[n0:n1], geo)
+    dw = None
+    if dwg is not None:
+        if geo.channels_last:
+            Cg = geo.channels // G
+            dwg = dwg.reshape(G, geo.window, Cg, Fg).transpose(0, 3, 2, 1)
+        dw = np.ascontiguousarray(dwg).reshape(geo.w_shape)
+    if dx is not None and outer.padding_mode != "zeros":
+        dx = _fold(dx, outer)
+    return dx, dw
+
+
+def _bias_grad(dout: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    channel_axis = dout.ndim - 1 if geo.channels_last else 1
+    return dout.sum(axis=tuple(a for a in range(dout.ndim) if a != channel_axis))
 
 
 def _prepare(
-    nd: int, x: Any, w: Any, b: Any, dout: Any = None, **options: Any
+    nd: int, x: Any, w: Any, b: Any, dout: Any = None, *, transposed: bool = False,
+    **options: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, ConvGeometry]:
     """Validate, resolve the geometry, and convert to C-contiguous native compute-dtype arrays.
 
@@ -148,9 +253,12 @@ def _prepare(
     w = as_array("w", w)
     b = None if b is None else as_array("b", b)
     dout = None if dout is None else as_array("dout", dout)
-    geo = conv_geometry(x.shape, w.shape, None if b is None else b.shape, nd, **options)
+    make = transpose_geometry if transposed else conv_geometry
+    geo = make(x.shape, w.shape, None if b is None else b.shape, nd, **options)
     if dout is not None:
-        check_dout(dout, geo.out_shape, f"x.shape={x.shape}, w.shape={w.shape}")
+        # A transposed convolution's output is its convolution's input.
+        expected = geo.x_shape if transposed else geo.out_shape
+        check_dout(dout, expected, f"x.shape={x.shape}, w.shape={w.shape}")
     dtype = compute_dtype(x, w, b, dout)
 
     def native(a: np.ndarray | None) -> np.ndarray | None:
@@ -159,108 +267,361 @@ def _prepare(
     return native(x), native(w), native(b), native(dout), geo  # type: ignore[return-value]
 
 
-def conv2d(
-    x: Any,
-    w: Any,
-    b: Any = None,
-    *,
-    stride: IntOrPair = 1,
-    padding: Any = 0,
-    dilation: IntOrPair = 1,
-    groups: int = 1,
-) -> np.ndarray:
-    """2-D convolution (cross-correlation) of a batch, with PyTorch's semantics.
-
-    Parameters
-    ----------
-    x : array_like, shape (N, C, H, W)
-        Input batch.
-    w : array_like, shape (F, C // groups, kh, kw)
-        Filters, in PyTorch's layout.
-    b : array_like, shape (F,), optional
-        Bias, one per filter.
-    stride, dilation : int or (int, int)
-        Step between windows, and between kernel taps; each >= 1.
-    padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
-        Zero padding. ``'same'`` gives an output of ``ceil(H / stride)`` rows (and likewise
-        columns), padding ``total // 2`` before and the rest after, as TensorFlow does; for
-        stride 1 this equals PyTorch's ``'same'``.
-    groups : int
-        Channels and filters are split into this many groups, each convolved separately.
-
-    Returns
-    -------
-    out : ndarray, shape (N, F, Ho, Wo)
-        ``Ho = floor((H + top + bottom - dilation_h * (kh - 1) - 1) / stride_h) + 1``: like
-        PyTorch, windows that would run past the padded input are dropped. dtype: NumPy
-        promotion of the inputs, integers computed in float64.
-
-    Raises
-    ------
-    ConvError
-        On any invalid argument; the message names it and the rule.
-
-    Examples
-    --------
-    >>> import numpy as np, convcol
-    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
-    >>> w = np.ones((1, 1, 2, 2))
-    >>> convcol.conv2d(x, w, stride=2)
-    array([[[[10., 18.],
-             [42., 50.]]]])
-    >>> convcol.conv2d(x, w, padding="same").shape
-    (1, 1, 4, 4)
-    """
-    x, w, b, _, geo = _prepare(
-        2, x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups
-    )
+def _conv(nd: int, x: Any, w: Any, b: Any, **options: Any) -> np.ndarray:
+    x, w, b, _, geo = _prepare(nd, x, w, b, **options)
     return _forward(x, w, b, geo)
 
 
-def conv2d_backward(
-    dout: Any,
-    x: Any,
-    w: Any,
-    *,
-    stride: IntOrPair = 1,
-    padding: Any = 0,
-    dilation: IntOrPair = 1,
-    groups: int = 1,
+def _conv_backward(
+    nd: int, dout: Any, x: Any, w: Any, **options: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients of :func:`conv2d` with respect to ``x``, ``w`` and ``b``.
+    x, w, _, dout, geo = _prepare(nd, x, w, None, dout, **options)
+    dx, dw = _backward(dout, x, w, geo)  # type: ignore[arg-type]
+    return dx, dw, _bias_grad(dout, geo)  # type: ignore[return-value,arg-type]
 
-    Parameters
-    ----------
-    dout : array_like, shape (N, F, Ho, Wo)
-        Gradient of the loss with respect to the output of ``conv2d(x, w, ...)``.
-    x, w, stride, padding, dilation, groups
-        As given to :func:`conv2d`.
 
-    Returns
-    -------
-    dx : ndarray, shape of ``x``
-    dw : ndarray, shape of ``w``
-    db : ndarray, shape (F,)
-        ``dout`` summed over batch and positions (returned whether or not a bias was used).
+def _conv_transpose(nd: int, x: Any, w: Any, b: Any, **options: Any) -> np.ndarray:
+    x, w, b, _, geo = _prepare(nd, x, w, b, transposed=True, **options)
+    # x plays the convolution's dout, and the result is the convolution's dx.
+    out, _ = _backward(x, None, w, geo)
+    if b is not None:
+        out += b if geo.channels_last else b.reshape((-1,) + (1,) * geo.nd)  # type: ignore[operator]
+    return out  # type: ignore[return-value]
 
-    Examples
-    --------
-    >>> import numpy as np, convcol
-    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
-    >>> w = np.ones((1, 1, 2, 2))
-    >>> dx, dw, db = convcol.conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
-    >>> dx[0, 0]
-    array([[1., 2., 1.],
-           [2., 4., 2.],
-           [1., 2., 1.]])
-    >>> dw[0, 0], db
-    (array([[ 8., 12.],
-           [20., 24.]]), array([4.]))
-    """
-    x, w, _, dout, geo = _prepare(
-        2, x, w, None, dout, stride=stride, padding=padding, dilation=dilation, groups=groups
-    )
-    return _backward(dout, x, w, geo)  # type: ignore[arg-type]
+
+def _conv_transpose_backward(
+    nd: int, dout: Any, x: Any, w: Any, **options: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, w, _, dout, geo = _prepare(nd, x, w, None, dout, transposed=True, **options)
+    dx = _forward(dout, w, None, geo)  # type: ignore[arg-type]
+    _, dw = _backward(x, dout, w, geo, want_dx=False)
+    return dx, dw, _bias_grad(dout, geo)  # type: ignore[return-value,arg-type]
+
+
+_AXES = {1: "L", 2: "H, W", 3: "D, H, W"}
+_KERNEL = {1: "k", 2: "kh, kw", 3: "kd, kh, kw"}
+_OUT = {1: "Lo", 2: "Ho, Wo", 3: "Do, Ho, Wo"}
+_SAME_PARAMS = """\
+stride, dilation : int or tuple of {nd} ints
+    Step between windows, and between kernel taps; each >= 1.
+padding : int, {nd} ints, {nd} (before, after) pairs, 'valid' or 'same'
+    How much to pad each side of each spatial axis. ``'same'`` gives an output of
+    ``ceil(n / stride)`` along each axis, padding ``total // 2`` before and the rest after
+    (TensorFlow's rule; for stride 1 it equals PyTorch's ``'same'``).
+groups : int
+    Channels and filters split into this many groups, each convolved separately.
+padding_mode : {{'zeros', 'reflect', 'replicate', 'circular'}}
+    What the padding is filled with, as in PyTorch; the gradient of a copied border pixel
+    flows back to the pixel it was copied from. 'reflect' needs each pad < the input size,
+    'circular' each pad <= it.
+data_format : {{'channels_first', 'channels_last'}}
+    ``x``, the output and ``dx`` are (N, C, {axes}) or (N, {axes}, C); ``w`` keeps
+    PyTorch's layout either way."""
+
+_CONV_DOC = """{nd}-D convolution (cross-correlation) of a batch, with PyTorch's semantics.
+
+Parameters
+----------
+x : array_like, shape (N, C, {axes})
+    Input batch (or (N, {axes}, C) with ``data_format='channels_last'``).
+w : array_like, shape (F, C // groups, {kernel})
+    Filters, in PyTorch's layout.
+b : array_like, shape (F,), optional
+    Bias, one per filter.
+{params}
+
+Returns
+-------
+out : ndarray, shape (N, F, {out})
+    Along each axis ``out = floor((n + before + after - dilation * (k - 1) - 1) / stride) + 1``:
+    like PyTorch, windows that would run past the padded input are dropped. dtype: NumPy
+    promotion of the inputs, integers computed in float64, float16 in float32.
+
+Raises
+------
+ConvError
+    On any invalid argument; the message names it, the shapes and the rule.
+
+See Also
+--------
+conv{nd}d_backward : its gradients.
+{example}"""
+
+_CONV_BACKWARD_DOC = """Gradients of :func:`conv{nd}d` with respect to ``x``, ``w`` and ``b``.
+
+Parameters
+----------
+dout : array_like, shape of :func:`conv{nd}d`'s output
+    Gradient of the loss with respect to ``conv{nd}d(x, w, ...)``.
+x, w
+    As given to :func:`conv{nd}d`.
+{params}
+
+Returns
+-------
+dx : ndarray, shape of ``x``
+dw : ndarray, shape of ``w``
+db : ndarray, shape (F,)
+    ``dout`` summed over the batch and positions (whether or not a bias was used).
+{example}"""
+
+_TRANSPOSE_PARAMS = """\
+stride, dilation : int or tuple of {nd} ints
+    As for the convolution this is the transpose of; each >= 1.
+padding : int, {nd} ints or {nd} (before, after) pairs
+    Removed from each side of the full output (``'same'`` is not defined here).
+output_padding : int or tuple of {nd} ints
+    Extra size added after the last position of each axis, to pick one of the input sizes a
+    strided convolution maps to the same output size; must be < stride or < dilation.
+groups : int
+padding_mode : 'zeros'
+    The only mode defined for a transposed convolution (as in PyTorch).
+data_format : {{'channels_first', 'channels_last'}}
+    As for :func:`conv{nd}d`."""
+
+_TRANSPOSE_DOC = """{nd}-D transposed convolution, with PyTorch's semantics and weight layout.
+
+The adjoint of :func:`conv{nd}d`: every input pixel scatters ``x * w`` onto its window
+of the output, so ``conv_transpose{nd}d(g, w)`` is the ``dx`` of ``conv{nd}d(x, w)`` for
+upstream gradient ``g``. Often used to upsample.
+
+Parameters
+----------
+x : array_like, shape (N, C_in, {axes})
+w : array_like, shape (C_in, C_out // groups, {kernel})
+b : array_like, shape (C_out,), optional
+{params}
+
+Returns
+-------
+out : ndarray, shape (N, C_out, {out})
+    Along each axis ``out = (n - 1) * stride - before - after + dilation * (k - 1) +
+    output_padding + 1``.
+
+See Also
+--------
+conv_transpose{nd}d_backward : its gradients.
+{example}"""
+
+_TRANSPOSE_BACKWARD_DOC = """Gradients of :func:`conv_transpose{nd}d` for ``x``, ``w`` and ``b``.
+
+Parameters
+----------
+dout : array_like, shape of :func:`conv_transpose{nd}d`'s output
+x, w
+    As given to :func:`conv_transpose{nd}d`.
+{params}
+
+Returns
+-------
+dx : ndarray, shape of ``x``
+    The convolution :func:`conv{nd}d` of ``dout`` with ``w``.
+dw : ndarray, shape of ``w``
+db : ndarray, shape (C_out,)
+{example}"""
+
+
+def _doc(template: str, params: str, nd: int, example: str) -> str:
+    fields = {"nd": nd, "axes": _AXES[nd], "kernel": _KERNEL[nd], "out": _OUT[nd]}
+    return template.format(params=params.format(**fields), example=example, **fields)
+
+
+def conv1d(
+    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    data_format: str = "channels_first",
+) -> np.ndarray:
+    return _conv(1, x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                 padding_mode=padding_mode, data_format=data_format)
+
+
+def conv2d(
+    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    data_format: str = "channels_first",
+) -> np.ndarray:
+    return _conv(2, x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                 padding_mode=padding_mode, data_format=data_format)
+
+
+def conv3d(
+    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    data_format: str = "channels_first",
+) -> np.ndarray:
+    return _conv(3, x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                 padding_mode=padding_mode, data_format=data_format)
+
+
+def conv1d_backward(
+    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    data_format: str = "channels_first",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _conv_backward(1, dout, x, w, stride=stride, padding=padding, dilation=dilation,
+                          groups=groups, padding_mode=padding_mode, data_format=data_format)
+
+
+def conv2d_backward(
+    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    data_format: str = "channels_first",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _conv_backward(2, dout, x, w, stride=stride, padding=padding, dilation=dilation,
+                          groups=groups, padding_mode=padding_mode, data_format=data_format)
+
+
+def conv3d_backward(
+    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    data_format: str = "channels_first",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _conv_backward(3, dout, x, w, stride=stride, padding=padding, dilation=dilation,
+                          groups=groups, padding_mode=padding_mode, data_format=data_format)
+
+
+def conv_transpose1d(
+    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
+    padding_mode: str = "zeros", data_format: str = "channels_first",
+) -> np.ndarray:
+    return _conv_transpose(1, x, w, b, stride=stride, padding=padding,
+                           output_padding=output_padding, dilation=dilation, groups=groups,
+                           padding_mode=padding_mode, data_format=data_format)
+
+
+def conv_transpose2d(
+    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
+    padding_mode: str = "zeros", data_format: str = "channels_first",
+) -> np.ndarray:
+    return _conv_transpose(2, x, w, b, stride=stride, padding=padding,
+                           output_padding=output_padding, dilation=dilation, groups=groups,
+                           padding_mode=padding_mode, data_format=data_format)
+
+
+def conv_transpose3d(
+    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
+    padding_mode: str = "zeros", data_format: str = "channels_first",
+) -> np.ndarray:
+    return _conv_transpose(3, x, w, b, stride=stride, padding=padding,
+                           output_padding=output_padding, dilation=dilation, groups=groups,
+                           padding_mode=padding_mode, data_format=data_format)
+
+
+def conv_transpose1d_backward(
+    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
+    padding_mode: str = "zeros", data_format: str = "channels_first",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _conv_transpose_backward(1, dout, x, w, stride=stride, padding=padding,
+                                    output_padding=output_padding, dilation=dilation,
+                                    groups=groups, padding_mode=padding_mode,
+                                    data_format=data_format)
+
+
+def conv_transpose2d_backward(
+    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
+    padding_mode: str = "zeros", data_format: str = "channels_first",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _conv_transpose_backward(2, dout, x, w, stride=stride, padding=padding,
+                                    output_padding=output_padding, dilation=dilation,
+                                    groups=groups, padding_mode=padding_mode,
+                                    data_format=data_format)
+
+
+def conv_transpose3d_backward(
+    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
+    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
+    padding_mode: str = "zeros", data_format: str = "channels_first",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _conv_transpose_backward(3, dout, x, w, stride=stride, padding=padding,
+                                    output_padding=output_padding, dilation=dilation,
+                                    groups=groups, padding_mode=padding_mode,
+                                    data_format=data_format)
+
+
+_EXAMPLES = {
+    "conv1d": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> convcol.conv1d(np.arange(6.0).reshape(1, 1, 6), np.ones((1, 1, 3)), stride=2)
+array([[[3., 9.]]])
+>>> convcol.conv1d(np.arange(4.0).reshape(1, 1, 4), np.ones((1, 1, 3)), padding=1,
+...                padding_mode="reflect")   # pads to [1, 0, 1, 2, 3, 2]
+array([[[2., 3., 6., 7.]]])
+""",
+    "conv2d": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+>>> w = np.ones((1, 1, 2, 2))
+>>> convcol.conv2d(x, w, stride=2)
+array([[[[10., 18.],
+         [42., 50.]]]])
+>>> convcol.conv2d(x, w, padding="same").shape
+(1, 1, 4, 4)
+>>> convcol.conv2d(x.transpose(0, 2, 3, 1), w, stride=2, data_format="channels_last")[..., 0]
+array([[[10., 18.],
+        [42., 50.]]])
+""",
+    "conv3d": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> convcol.conv3d(np.ones((2, 3, 4, 5, 6)), np.ones((8, 3, 3, 3, 3)), padding=1).shape
+(2, 8, 4, 5, 6)
+""",
+    "conv2d_backward": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+>>> w = np.ones((1, 1, 2, 2))
+>>> dx, dw, db = convcol.conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
+>>> dx[0, 0]
+array([[1., 2., 1.],
+       [2., 4., 2.],
+       [1., 2., 1.]])
+>>> dw[0, 0], db
+(array([[ 8., 12.],
+       [20., 24.]]), array([4.]))
+""",
+    "conv_transpose1d": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> convcol.conv_transpose1d(np.array([[[1.0, 2.0]]]), np.array([[[1.0, 10.0, 100.0]]]),
+...                          stride=2)
+array([[[  1.,  10., 102.,  20., 200.]]])
+""",
+    "conv_transpose2d": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> x = np.ones((1, 4, 5, 5))
+>>> w = np.ones((4, 2, 3, 3))          # (C_in, C_out // groups, kh, kw)
+>>> convcol.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1).shape
+(1, 2, 10, 10)
+""",
+}
+
+for _fn, _template, _params in [
+    *[(f, _CONV_DOC, _SAME_PARAMS) for f in (conv1d, conv2d, conv3d)],
+    *[(f, _CONV_BACKWARD_DOC, _SAME_PARAMS)
+      for f in (conv1d_backward, conv2d_backward, conv3d_backward)],
+    *[(f, _TRANSPOSE_DOC, _TRANSPOSE_PARAMS)
+      for f in (conv_transpose1d, conv_transpose2d, conv_transpose3d)],
+    *[(f, _TRANSPOSE_BACKWARD_DOC, _TRANSPOSE_PARAMS)
+      for f in (conv_transpose1d_backward, conv_transpose2d_backward, conv_transpose3d_backward)],
+]:
+    _nd = int(_fn.__name__.split("d")[0][-1])
+    _fn.__doc__ = _doc(_template, _params, _nd, _EXAMPLES.get(_fn.__name__, ""))
+del _fn, _template, _params, _nd
 
 
 @dataclass(frozen=True, eq=False)
@@ -339,7 +700,9 @@ def conv_backward(dout: Any, cache: ConvCache) -> tuple[np.ndarray, np.ndarray, 
     )
     dtype = compute_dtype(cache.x, d)
     x, w = (np.ascontiguousarray(a, dtype=dtype) for a in (cache.x, cache.w))
-    return _backward(np.ascontiguousarray(d, dtype=dtype), x, w, geo)
+    d = np.ascontiguousarray(d, dtype=dtype)
+    dx, dw = _backward(d, x, w, geo)
+    return dx, dw, _bias_grad(d, geo)  # type: ignore[return-value]
 
 
 def _patch_geometry(
@@ -349,24 +712,18 @@ def _patch_geometry(
         raise ConvError(f"x must be 4-D (N, C, H, W), got {len(x_shape)}-D shape {x_shape}")
     kernel = per_axis("kernel_size", kernel_size, 2, 1)
     return conv_geometry(
-        x_shape,
-        (1, x_shape[1], *kernel),
-        None,
-        2,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=1,
+        x_shape, (1, x_shape[1], *kernel), None, 2,
+        stride=stride, padding=padding, dilation=dilation,
     )
 
 
 def im2col(
     x: Any,
-    kernel_size: IntOrPair,
+    kernel_size: IntOrTuple,
     *,
-    stride: IntOrPair = 1,
+    stride: IntOrTuple = 1,
     padding: Any = 0,
-    dilation: IntOrPair = 1,
+    dilation: IntOrTuple = 1,
 ) -> np.ndarray:
     """Lay every (zero-padded) window of ``x`` out as a column of a matrix.
 
@@ -405,11 +762,11 @@ def im2col(
 def col2im(
     cols: Any,
     x_shape: tuple[int, int, int, int],
-    kernel_size: IntOrPair,
+    kernel_size: IntOrTuple,
     *,
-    stride: IntOrPair = 1,
+    stride: IntOrTuple = 1,
     padding: Any = 0,
-    dilation: IntOrPair = 1,
+    dilation: IntOrTuple = 1,
 ) -> np.ndarray:
     """The adjoint of :func:`im2col`: scatter-add columns back onto an image.
 

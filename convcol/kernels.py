@@ -3,8 +3,13 @@
 Private and plain on purpose: callers (``convcol.conv``) validate, allocate every buffer with
 NumPy (its allocator gets huge pages; Numba's does not) and pass it in.
 
-Layout: ``x`` is (N, C, D, H, W); ``cols`` is (C * KD * KH * KW, N * OD * OH * OW), row
-``(c, kd, kh, kw)`` and column ``(n, od, oh, ow)``, both in C order.
+Layouts (all indices in C order, K = KD * KH * KW taps, P = OD * OH * OW outputs):
+
+- channels first: ``x`` (N, C, D, H, W) and ``cols`` (C * K, N * P), row ``(c, tap)``,
+  column ``(n, output)``: a window is a column, so ``w @ cols`` is the convolution.
+- channels last: ``x`` (N, D, H, W, C) and ``cols`` (N * P, C * K), row ``(n, output)``,
+  column ``(g, tap, c % Cg)`` for channel c of group g: a window is a row, copied as runs of
+  Cg contiguous channels, and ``cols @ w.T`` is the convolution, already channels-last.
 
 The kernels are serial and release the GIL, so concurrent callers run in parallel. They are
 not ``prange`` loops: on 2 cores a parallel im2col bought nothing end to end, because it runs
@@ -19,7 +24,8 @@ import numba
 @numba.njit(cache=True, inline="always")
 def _valid_range(off, stride, n_in, n_out):
     # The output indices o with 0 <= o * stride + off < n_in, as a half-open range [lo, hi).
-    lo = 0 if off >= 0 else (-off + stride - 1) // stride
+    # Both ends are clipped to [0, n_out]: a tap can miss the input for every output.
+    lo = 0 if off >= 0 else min((-off + stride - 1) // stride, n_out)
     hi = (n_in - 1 - off) // stride + 1 if n_in - 1 - off >= 0 else 0
     hi = min(hi, n_out)
     return lo, max(lo, hi)
@@ -84,3 +90,63 @@ def col2im(cols, dx, kernel, stride, pad, dilation, out_size):
                             base = n * P + (od * OH + oh) * OW
                             for ow in range(lo, hi):
                                 dx[n, c, i_d, i_h, ow * stride[2] + off_w] += cols[row, base + ow]
+
+
+@numba.njit(cache=True, nogil=True)
+def im2col_cl(x, cols, kernel, stride, pad, dilation, out_size, groups):
+    N, D, H, W, C = x.shape
+    KD, KH, KW = kernel
+    OD, OH, OW = out_size
+    K = KD * KH * KW
+    Cg = C // groups
+    row = 0
+    for n in range(N):
+        for od in range(OD):
+            for oh in range(OH):
+                for ow in range(OW):
+                    for kd in range(KD):
+                        i_d = od * stride[0] + kd * dilation[0] - pad[0]
+                        for kh in range(KH):
+                            i_h = oh * stride[1] + kh * dilation[1] - pad[1]
+                            for kw in range(KW):
+                                i_w = ow * stride[2] + kw * dilation[2] - pad[2]
+                                tap = (kd * KH + kh) * KW + kw
+                                inside = 0 <= i_d < D and 0 <= i_h < H and 0 <= i_w < W
+                                for g in range(groups):
+                                    col = (g * K + tap) * Cg
+                                    if inside:
+                                        for c in range(Cg):
+                                            cols[row, col + c] = x[n, i_d, i_h, i_w, g * Cg + c]
+                                    else:
+                                        for c in range(Cg):
+                                            cols[row, col + c] = 0
+                    row += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def col2im_cl(cols, dx, kernel, stride, pad, dilation, out_size, groups):
+    N, D, H, W, C = dx.shape
+    KD, KH, KW = kernel
+    OD, OH, OW = out_size
+    K = KD * KH * KW
+    Cg = C // groups
+    dx[...] = 0
+    row = 0
+    for n in range(N):
+        for od in range(OD):
+            for oh in range(OH):
+                for ow in range(OW):
+                    for kd in range(KD):
+                        i_d = od * stride[0] + kd * dilation[0] - pad[0]
+                        for kh in range(KH):
+                            i_h = oh * stride[1] + kh * dilation[1] - pad[1]
+                            for kw in range(KW):
+                                i_w = ow * stride[2] + kw * dilation[2] - pad[2]
+                                if not (0 <= i_d < D and 0 <= i_h < H and 0 <= i_w < W):
+                                    continue
+                                tap = (kd * KH + kh) * KW + kw
+                                for g in range(groups):
+                                    col = (g * K + tap) * Cg
+                                    for c in range(Cg):
+                                        dx[n, i_d, i_h, i_w, g * Cg + c] += cols[row, col + c]
+                    row += 1

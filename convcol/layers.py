@@ -6,62 +6,35 @@ from typing import Any
 
 import numpy as np
 
-from .conv import _backward, _forward, _prepare
+from .conv import _backward, _bias_grad, _forward, _prepare
 from .geometry import ConvGeometry
-from .validation import ConvError, as_array, as_int, check_dout, per_axis
+from .validation import (
+    DATA_FORMATS,
+    PADDING_MODES,
+    ConvError,
+    as_array,
+    as_int,
+    check_dout,
+    choice,
+    parse_padding,
+    per_axis,
+)
 
-__all__ = ["Conv2d"]
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
 
-class Conv2d:
-    """A 2-D convolution layer with PyTorch's arguments and weight layout.
+class _ConvNd:
+    """Shared by every convolution layer; subclasses set ``nd`` and ``transposed``."""
 
-    Parameters
-    ----------
-    in_channels, out_channels : int
-    kernel_size : int or (kh, kw)
-    stride, padding, dilation, groups
-        As for :func:`convcol.conv2d`.
-    bias : bool
-        Whether the layer adds a learned bias (initialised to zero).
-    dtype : float32 or float64
-        The dtype of the parameters; inputs are converted to it.
-    rng : numpy.random.Generator or int, optional
-        Source of the He-normal initial weights, ``N(0, 2 / fan_in)`` with
-        ``fan_in = in_channels // groups * kh * kw``. Pass a seed for reproducible weights.
-
-    Attributes
-    ----------
-    weight : ndarray, shape (out_channels, in_channels // groups, kh, kw)
-    bias : ndarray, shape (out_channels,), or None
-    grad_weight, grad_bias : ndarray or None
-        Set by :meth:`backward`.
-
-    Examples
-    --------
-    >>> import numpy as np, convcol
-    >>> layer = convcol.Conv2d(3, 8, 3, padding=1, rng=0)
-    >>> x = np.ones((2, 3, 16, 16))
-    >>> y = layer(x)
-    >>> y.shape
-    (2, 8, 16, 16)
-    >>> dx = layer.backward(np.ones_like(y))
-    >>> dx.shape, layer.grad_weight.shape, layer.grad_bias.shape
-    ((2, 3, 16, 16), (8, 3, 3, 3), (8,))
-    """
+    nd: int
+    transposed: bool = False
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: Any = 0,
-        dilation: int | tuple[int, int] = 1,
-        groups: int = 1,
-        bias: bool = True,
-        dtype: Any = np.float64,
-        rng: np.random.Generator | int | None = None,
+        self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1, padding: Any = 0,
+        dilation: int | tuple[int, ...] = 1, groups: int = 1, bias: bool = True,
+        dtype: Any = np.float64, rng: np.random.Generator | int | None = None,
+        padding_mode: str = "zeros", data_format: str = "channels_first",
     ) -> None:
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -71,23 +44,39 @@ class Conv2d:
         g = as_int("groups", groups, 1)
         if c_in % g or c_out % g:
             raise ConvError(f"groups={g} must divide in_channels={c_in} and out_channels={c_out}")
-        kernel = per_axis("kernel_size", kernel_size, 2, 1)
-        self.options = {"stride": stride, "padding": padding, "dilation": dilation, "groups": g}
+        kernel = per_axis("kernel_size", kernel_size, self.nd, 1)
+        # Checked now rather than at the first forward pass; kept as given.
+        per_axis("stride", stride, self.nd, 1)
+        per_axis("dilation", dilation, self.nd, 1)
+        parse_padding("padding", padding, self.nd)
+        choice("padding_mode", padding_mode, PADDING_MODES)
+        choice("data_format", data_format, DATA_FORMATS)
+        self.options: dict[str, Any] = {
+            "stride": stride, "padding": padding, "dilation": dilation, "groups": g,
+            "padding_mode": padding_mode, "data_format": data_format,
+        }
+        # PyTorch's weight layouts: (out, in // groups, k...), transposed (in, out // groups, k...).
+        shape = (c_in, c_out // g, *kernel) if self.transposed else (c_out, c_in // g, *kernel)
+        fan_in = shape[1] * int(np.prod(kernel))
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        fan_in = c_in // g * kernel[0] * kernel[1]
-        self.weight = (
-            gen.standard_normal((c_out, c_in // g, *kernel)) * np.sqrt(2.0 / fan_in)
-        ).astype(dtype)
+        self.weight = (gen.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
         self.bias = np.zeros(c_out, dtype) if bias else None
         self.grad_weight: np.ndarray | None = None
         self.grad_bias: np.ndarray | None = None
         self._saved: tuple[np.ndarray, ConvGeometry] | None = None
 
     def forward(self, x: Any) -> np.ndarray:
-        """Convolve ``x`` (N, C, H, W) and remember it for :meth:`backward`."""
+        """Apply the layer to ``x`` and remember it for :meth:`backward`."""
         x = as_array("x", x).astype(self.weight.dtype, copy=False)
-        xc, w, b, _, geo = _prepare(2, x, self.weight, self.bias, **self.options)
+        xc, w, b, _, geo = _prepare(
+            self.nd, x, self.weight, self.bias, transposed=self.transposed, **self.options
+        )
         self._saved = (xc, geo)
+        if self.transposed:
+            out, _ = _backward(xc, None, w, geo)
+            if b is not None:
+                out += b if geo.channels_last else b.reshape((-1,) + (1,) * geo.nd)
+            return out  # type: ignore[return-value]
         return _forward(xc, w, b, geo)
 
     __call__ = forward
@@ -98,19 +87,123 @@ class Conv2d:
             raise ConvError("backward() called before forward(): no input to differentiate")
         x, geo = self._saved
         d = as_array("dout", dout)
-        check_dout(d, geo.out_shape, f"last forward input x.shape={x.shape}")
-        dtype = self.weight.dtype
-        dx, dw, db = _backward(
-            np.ascontiguousarray(d, dtype=dtype), x, np.ascontiguousarray(self.weight), geo
-        )
+        expected = geo.x_shape if self.transposed else geo.out_shape
+        check_dout(d, expected, f"last forward input x.shape={x.shape}")
+        d = np.ascontiguousarray(d, dtype=self.weight.dtype)
+        w = np.ascontiguousarray(self.weight)
+        if self.transposed:
+            dx = _forward(d, w, None, geo)
+            _, dw = _backward(x, d, w, geo, want_dx=False)
+        else:
+            dx, dw = _backward(d, x, w, geo)  # type: ignore[assignment]
         self.grad_weight = dw
-        self.grad_bias = db if self.bias is not None else None
-        return dx
+        self.grad_bias = _bias_grad(d, geo) if self.bias is not None else None
+        return dx  # type: ignore[return-value]
 
     def __repr__(self) -> str:
-        F, Cg, kh, kw = self.weight.shape
+        a, b_, *kernel = self.weight.shape
+        c_in, c_out = (a, b_ * self.options["groups"]) if self.transposed else (
+            b_ * self.options["groups"], a)
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return (
-            f"Conv2d({Cg * self.options['groups']}, {F}, kernel_size=({kh}, {kw}), {opts}, "
+            f"{type(self).__name__}({c_in}, {c_out}, kernel_size={tuple(kernel)}, {opts}, "
             f"bias={self.bias is not None}, dtype={self.weight.dtype})"
         )
+
+
+_DOC = """A {nd}-D {what} layer with PyTorch's arguments and weight layout.
+
+Parameters
+----------
+in_channels, out_channels : int
+kernel_size : int or tuple of {nd} ints
+stride, padding, dilation, groups, padding_mode, data_format{extra_names}
+    As for :func:`convcol.{function}`.{extra_doc}
+bias : bool
+    Whether the layer adds a learned bias (initialised to zero).
+dtype : float32 or float64
+    The dtype of the parameters; inputs and upstream gradients are converted to it.
+rng : numpy.random.Generator or int, optional
+    Source of the He-normal initial weights, ``N(0, 2 / fan_in)`` with
+    ``fan_in = weight.shape[1] * prod(kernel_size)``. Pass a seed for reproducible weights.
+
+Attributes
+----------
+weight : ndarray, shape {wshape}
+bias : ndarray, shape (out_channels,), or None
+grad_weight, grad_bias : ndarray or None
+    Set by :meth:`backward`.
+{example}"""
+
+
+class Conv1d(_ConvNd):
+    nd = 1
+
+
+class Conv2d(_ConvNd):
+    nd = 2
+
+
+class Conv3d(_ConvNd):
+    nd = 3
+
+
+class _ConvTransposeNd(_ConvNd):
+    transposed = True
+
+    def __init__(self, *args: Any, output_padding: int | tuple[int, ...] = 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        per_axis("output_padding", output_padding, self.nd, 0)
+        self.options["output_padding"] = output_padding
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    nd = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    nd = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    nd = 3
+
+
+_EXAMPLES = {
+    Conv2d: """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> layer = convcol.Conv2d(3, 8, 3, padding=1, rng=0)
+>>> y = layer(np.ones((2, 3, 16, 16)))
+>>> y.shape
+(2, 8, 16, 16)
+>>> dx = layer.backward(np.ones_like(y))
+>>> dx.shape, layer.grad_weight.shape, layer.grad_bias.shape
+((2, 3, 16, 16), (8, 3, 3, 3), (8,))
+""",
+    ConvTranspose2d: """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> up = convcol.ConvTranspose2d(8, 3, 4, stride=2, padding=1, rng=0)
+>>> up(np.ones((2, 8, 16, 16))).shape
+(2, 3, 32, 32)
+""",
+}
+
+for _cls in (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d):
+    _t = _cls.transposed
+    _cls.__doc__ = _DOC.format(
+        nd=_cls.nd,
+        what="transposed convolution" if _t else "convolution",
+        function=f"conv_transpose{_cls.nd}d" if _t else f"conv{_cls.nd}d",
+        extra_names=", output_padding" if _t else "",
+        extra_doc="" if not _t else " ``padding_mode`` must be 'zeros'.",
+        wshape=(
+            "(in_channels, out_channels // groups, *kernel_size)" if _t
+            else "(out_channels, in_channels // groups, *kernel_size)"
+        ),
+        example=_EXAMPLES.get(_cls, ""),
+    )
+del _cls, _t

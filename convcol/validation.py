@@ -107,6 +107,38 @@ def parse_padding(name: str, padding: Any, nd: int) -> PaddingSpec:
     return ((v, v),) * nd
 
 
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+DATA_FORMATS = ("channels_first", "channels_last")
+
+
+def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else a ConvError listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ConvError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_padding_mode(
+    mode: str, in_size: tuple[int, ...], pads: Pads, shapes: str
+) -> None:
+    """Refuse pads a non-zero padding mode cannot fill from the input (as PyTorch does)."""
+    for ax, (n, (lo, hi)) in enumerate(zip(in_size, pads, strict=True)):
+        if mode == "reflect" and max(lo, hi) >= n:
+            raise ConvError(
+                f"padding_mode='reflect' needs each pad < the input size, but spatial axis "
+                f"{ax} has size {n} and pads ({lo}, {hi}) ({shapes})"
+            )
+        if mode == "circular" and max(lo, hi) > n:
+            raise ConvError(
+                f"padding_mode='circular' needs each pad <= the input size, but spatial axis "
+                f"{ax} has size {n} and pads ({lo}, {hi}) ({shapes})"
+            )
+        if mode == "replicate" and n == 0 and lo + hi > 0:
+            raise ConvError(
+                f"padding_mode='replicate' cannot pad the empty spatial axis {ax} ({shapes})"
+            )
+
+
 _CONV_PARAM_KEYS = ("stride", "pad", "dilation", "groups")
 
 
@@ -171,32 +203,51 @@ def check_conv_shapes(
     b_shape: tuple[int, ...] | None,
     groups: int,
     nd: int,
+    *,
+    channels_last: bool = False,
+    transposed: bool = False,
 ) -> None:
-    """Check ranks, channel counts, groups and the bias shape of a convolution."""
+    """Check ranks, channel counts, groups and the bias shape of a convolution.
+
+    ``w`` is (F, C // groups, k...) for a convolution and (C, F // groups, k...) for a
+    transposed one, where C is the input's channel count and F the output's.
+    """
     shapes = f"x.shape={x_shape}, w.shape={w_shape}"
     axes = ", ".join(_AXES[nd])
+    x_layout = f"(N, {axes}, C)" if channels_last else f"(N, C, {axes})"
+    w_layout = "(C, F // groups, " if transposed else "(F, C // groups, "
     if len(x_shape) != nd + 2:
         raise ConvError(
-            f"x must be {nd + 2}-D (N, C, {axes}), got {len(x_shape)}-D x.shape={x_shape}"
+            f"x must be {nd + 2}-D {x_layout}, got {len(x_shape)}-D x.shape={x_shape}"
         )
     if len(w_shape) != nd + 2:
         raise ConvError(
-            f"w must be {nd + 2}-D (F, C // groups, kernel {axes}), got {len(w_shape)}-D "
+            f"w must be {nd + 2}-D {w_layout}kernel {axes}), got {len(w_shape)}-D "
             f"w.shape={w_shape}"
         )
-    C, F = x_shape[1], w_shape[0]
+    C = x_shape[-1] if channels_last else x_shape[1]
     if C % groups:
         raise ConvError(f"groups={groups} does not divide the {C} input channels ({shapes})")
-    if F % groups:
-        raise ConvError(f"groups={groups} does not divide the {F} filters of w ({shapes})")
-    if w_shape[1] != C // groups:
-        raise ConvError(
-            f"w has {w_shape[1]} input channels per group but x has {C} channels and "
-            f"groups={groups} ({shapes}): w.shape[1] must equal C // groups"
-        )
+    if transposed:
+        if w_shape[0] != C:
+            raise ConvError(
+                f"w has {w_shape[0]} input channels but x has {C} ({shapes}): a transposed "
+                f"convolution's w.shape[0] must equal C"
+            )
+        F = w_shape[1] * groups
+    else:
+        F = w_shape[0]
+        if F % groups:
+            raise ConvError(f"groups={groups} does not divide the {F} filters of w ({shapes})")
+        if w_shape[1] != C // groups:
+            raise ConvError(
+                f"w has {w_shape[1]} input channels per group but x has {C} channels and "
+                f"groups={groups} ({shapes}): w.shape[1] must equal C // groups"
+            )
     if b_shape is not None and b_shape != (F,):
         raise ConvError(
-            f"b must have shape (F,) = ({F},) to match w.shape={w_shape}, got b.shape={b_shape}"
+            f"b must have shape (F,) = ({F},), one per output channel of w.shape={w_shape}, "
+            f"got b.shape={b_shape}"
         )
 
 

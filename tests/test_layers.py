@@ -85,5 +85,5 @@ def test_training_step_reduces_loss(rng):
 def test_repr():
     assert repr(convcol.Conv2d(3, 8, 3, padding=1)) == (
         "Conv2d(3, 8, kernel_size=(3, 3), stride=1, padding=1, dilation=1, groups=1, "
-        "bias=True, dtype=float64)"
+        "padding_mode='zeros', data_format='channels_first', bias=True, dtype=float64)"
     )

@@ -48,7 +48,7 @@ BAD = [
     ("groups_zero", fwd(groups=0), r"groups must be >= 1, got 0"),
     ("groups_negative", fwd(groups=-2), r"groups must be >= 1, got -2"),
     ("groups_float", fwd(groups=1.0), r"groups must be an integer, got 1.0 of type float"),
-    ("bias_shape", fwd(b=np.zeros(3)), r"b must have shape \(F,\) = \(4,\) .* got b.shape=\(3,\)"),
+    ("bias_shape", fwd(b=np.zeros(3)), r"b must have shape \(F,\) = \(4,\), one per output channel of w.shape=\(4, 3, 3, 3\), got b.shape=\(3,\)"),
     ("bias_2d", fwd(b=np.zeros((4, 1))), r"b must have shape \(F,\) = \(4,\)"),
     (
         "kernel_too_big",
