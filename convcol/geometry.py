@@ -20,7 +20,9 @@ from .validation import (
     Pads,
     as_int,
     check_conv_shapes,
+    check_element_count,
     check_padding_mode,
+    check_transpose_options,
     check_window_fits,
     choice,
     parse_padding,
@@ -153,11 +155,14 @@ def conv_geometry(
         (n + lo + hi - (k - 1) * d - 1) // s + 1
         for n, (lo, hi), k, s, d in zip(in_size, pads, kernel, stride_t, dilation_t, strict=True)
     )
-    return ConvGeometry(
+    geo = ConvGeometry(
         batch=x_shape[0], channels=channels, filters=w_shape[0], groups=g,
         in_size=in_size, kernel=kernel, stride=stride_t, dilation=dilation_t,
         pads=pads, out_size=out_size, padding_mode=mode, channels_last=channels_last,
     )
+    check_element_count("the output", geo.out_shape, shapes)
+    check_element_count("the padded input", geo.padded().x_shape, shapes)
+    return geo
 
 
 def transpose_geometry(
@@ -174,30 +179,16 @@ def transpose_geometry(
     stride_t, dilation_t, g, channels_last = _common(
         x_shape, w_shape, b_shape, nd, stride, dilation, groups, data_format, True
     )
-    if choice("padding_mode", padding_mode, PADDING_MODES) != "zeros":
-        raise ConvError(
-            f"padding_mode={padding_mode!r} is not defined for a transposed convolution, whose "
-            "padding removes border pixels of the output; only 'zeros' is supported (as in "
-            "PyTorch)"
-        )
+    mode = choice("padding_mode", padding_mode, PADDING_MODES)
     pad_spec = parse_padding("padding", padding, nd)
-    if pad_spec == "same":
-        raise ConvError(
-            "padding='same' is not defined for a transposed convolution; give the padding "
-            "explicitly (an int, per-axis ints or (before, after) pairs)"
-        )
     out_pad = per_axis("output_padding", output_padding, nd, 0)
+    check_transpose_options(pad_spec, mode, out_pad, stride_t, dilation_t)
     channels, in_size = _split(x_shape, channels_last)
     kernel = tuple(w_shape[2:])
     out_size = []
     for ax, (n, (lo, hi), k, s, d, op) in enumerate(
         zip(in_size, pad_spec, kernel, stride_t, dilation_t, out_pad, strict=True)
     ):
-        if op >= s and op >= d:
-            raise ConvError(
-                f"output_padding={op} along spatial axis {ax} must be smaller than the stride "
-                f"({s}) or the dilation ({d})"
-            )
         size = (n - 1) * s - lo - hi + (k - 1) * d + op + 1
         if size < 1:
             raise ConvError(
@@ -207,11 +198,13 @@ def transpose_geometry(
                 f"output_padding={op} (x.shape={x_shape}, w.shape={w_shape})"
             )
         out_size.append(size)
-    return ConvGeometry(
+    geo = ConvGeometry(
         batch=x_shape[0], channels=w_shape[1] * g, filters=channels, groups=g,
         in_size=tuple(out_size), kernel=kernel, stride=stride_t, dilation=dilation_t,
         pads=pad_spec, out_size=in_size, channels_last=channels_last,
     )
+    check_element_count("the output", geo.x_shape, f"x.shape={x_shape}, w.shape={w_shape}")
+    return geo
 
 
 def source_index(n: int, lo: int, hi: int, mode: str) -> np.ndarray:

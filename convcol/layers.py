@@ -59,6 +59,7 @@ class _ConvNd:
         shape = (c_in, c_out // g, *kernel) if self.transposed else (c_out, c_in // g, *kernel)
         fan_in = shape[1] * int(np.prod(kernel))
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.in_channels, self.out_channels = c_in, c_out
         self.weight = (gen.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
         self.bias = np.zeros(c_out, dtype) if bias else None
         self.grad_weight: np.ndarray | None = None
@@ -68,6 +69,13 @@ class _ConvNd:
     def forward(self, x: Any) -> np.ndarray:
         """Apply the layer to ``x`` and remember it for :meth:`backward`."""
         x = as_array("x", x).astype(self.weight.dtype, copy=False)
+        channel_axis = -1 if self.options["data_format"] == "channels_last" else 1
+        if x.ndim == self.nd + 2 and x.shape[channel_axis] != self.in_channels:
+            raise ConvError(
+                f"{type(self).__name__} has in_channels={self.in_channels} but x has "
+                f"{x.shape[channel_axis]} channels (x.shape={x.shape}, "
+                f"data_format={self.options['data_format']!r})"
+            )
         xc, w, b, _, geo = _prepare(
             self.nd, x, self.weight, self.bias, transposed=self.transposed, **self.options
         )

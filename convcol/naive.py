@@ -1,11 +1,12 @@
 """The oracle: convolution by plain loops, the definition of "correct" for convcol.
 
 These are the tutorial's loops (one window at a time, ``out = sum(window * w) + b``),
-extended to every option the fast path supports: per-axis stride, every padding form,
-dilation and groups. They share argument checking with the fast path
-(:mod:`convcol.validation`) but nothing that computes: the padding is ``np.pad``, the output
-size is a count of the windows that fit, and 'same' is resolved here, so a bug in the fast
-path's arithmetic cannot hide in the oracle.
+extended to every option the fast path supports: 1-D, 2-D and 3-D, per-axis stride, every
+padding form and padding mode, dilation, groups, channels-last data, and the transposed
+convolution (each input pixel scatters ``x * w`` onto its window of the output). They share
+argument checking with the fast path (:mod:`convcol.validation`) but nothing that computes:
+padding here is ``np.pad``, an output size is a count of the windows that fit, and 'same' is
+resolved here, so a bug in the fast path's arithmetic cannot hide in the oracle.
 
 They are slow (a Python loop per output element); use them on small inputs.
 """
@@ -17,13 +18,21 @@ from typing import Any
 import numpy as np
 
 from .validation import (
-    Pads,
+    DATA_FORMATS,
+    PADDING_MODES,
+    ConvError,
     as_array,
+    as_int,
     check_conv_shapes,
     check_dout,
+    check_padding_mode,
+    check_transpose_options,
     check_window_fits,
+    choice,
     compute_dtype,
     parse_conv_param,
+    parse_padding,
+    per_axis,
 )
 
 __all__ = [
@@ -31,7 +40,14 @@ __all__ = [
     "conv_backward_single",
     "conv_forward_naive",
     "conv_forward_single",
+    "conv_nd_backward_naive",
+    "conv_nd_naive",
+    "conv_transpose_nd_backward_naive",
+    "conv_transpose_nd_naive",
 ]
+
+# np.pad's names for PyTorch's padding modes.
+_NP_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
 def _span(k: int, d: int) -> int:
@@ -39,57 +55,256 @@ def _span(k: int, d: int) -> int:
     return len(range(0, d * (k - 1) + 1))
 
 
-def _explicit_pads(
-    padding: Pads | str,
-    in_size: tuple[int, ...],
-    kernel: tuple[int, ...],
-    stride: tuple[int, ...],
-    dilation: tuple[int, ...],
-) -> Pads:
-    if padding != "same":
-        return padding  # type: ignore[return-value]
-    pads = []
-    for n, k, s, d in zip(in_size, kernel, stride, dilation, strict=True):
-        wanted = len(range(0, n, s))  # one output per stride step that starts inside x
-        needed = s * (wanted - 1) + _span(k, d)  # padded length that yields `wanted` windows
-        total = max(0, needed - n)
-        pads.append((total // 2, total - total // 2))
-    return tuple(pads)
+class _Args:
+    """The checked arguments of one oracle call, data moved to channels-first."""
+
+    def __init__(
+        self, x: Any, w: Any, b: Any, dout: Any, options: dict[str, Any], transposed: bool
+    ) -> None:
+        x, w = as_array("x", x), as_array("w", w)
+        b = None if b is None else as_array("b", b)
+        dout = None if dout is None else as_array("dout", dout)
+        nd = x.ndim - 2
+        if nd not in (1, 2, 3):
+            raise ConvError(
+                f"x must be 3-, 4- or 5-D (a 1-, 2- or 3-D batch), got x.shape={x.shape}"
+            )
+        self.nd = nd
+        self.stride = per_axis("stride", options.get("stride", 1), nd, 1)
+        self.dilation = per_axis("dilation", options.get("dilation", 1), nd, 1)
+        self.groups = as_int("groups", options.get("groups", 1), 1)
+        self.mode = choice("padding_mode", options.get("padding_mode", "zeros"), PADDING_MODES)
+        fmt = choice("data_format", options.get("data_format", "channels_first"), DATA_FORMATS)
+        self.channels_last = fmt == "channels_last"
+        padding = parse_padding("padding", options.get("padding", 0), nd)
+        check_conv_shapes(x.shape, w.shape, None if b is None else b.shape, self.groups, nd,
+                          channels_last=self.channels_last, transposed=transposed)
+        self.dtype = compute_dtype(x, w, b, dout)
+        self.x = self.channels_first(x.astype(self.dtype))
+        self.w = w.astype(self.dtype)
+        self.b = None if b is None else b.astype(self.dtype)
+        self.dout = None if dout is None else dout.astype(self.dtype)
+        self.shapes = f"x.shape={x.shape}, w.shape={w.shape}"
+        self.kernel = w.shape[2:]
+        in_size = self.x.shape[2:]
+        if transposed:
+            self.output_padding = per_axis("output_padding", options.get("output_padding", 0),
+                                           nd, 0)
+            check_transpose_options(padding, self.mode, self.output_padding, self.stride,
+                                    self.dilation)
+            self.pads = padding
+        else:
+            self.pads = self._resolve(padding, in_size)
+            check_window_fits(in_size, self.pads, self.kernel, self.dilation, self.shapes)
+            if self.mode != "zeros":
+                check_padding_mode(self.mode, in_size, self.pads, self.shapes)
+
+    def _resolve(self, padding: Any, in_size: tuple[int, ...]) -> Any:
+        if padding != "same":
+            return padding
+        pads = []
+        for n, k, s, d in zip(in_size, self.kernel, self.stride, self.dilation, strict=True):
+            wanted = len(range(0, n, s))  # one output per stride step that starts inside x
+            needed = s * (wanted - 1) + _span(k, d)  # padded length giving `wanted` windows
+            total = max(0, needed - n)
+            pads.append((total // 2, total - total // 2))
+        return tuple(pads)
+
+    def channels_first(self, a: np.ndarray) -> np.ndarray:
+        return np.moveaxis(a, -1, 1) if self.channels_last else a
+
+    def given_format(self, a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.moveaxis(a, 1, -1) if self.channels_last else a)
+
+    def window(self, pos: tuple[int, ...]) -> tuple[slice, ...]:
+        """The (dilated) window of output position ``pos`` in padded coordinates."""
+        return tuple(
+            slice(i * s, i * s + _span(k, d), d)
+            for i, s, k, d in zip(pos, self.stride, self.kernel, self.dilation, strict=True)
+        )
+
+    def out_positions(self, padded_size: tuple[int, ...]) -> tuple[int, ...]:
+        # Window starts are every stride-th padded pixel from which the whole kernel fits.
+        return tuple(
+            len(range(0, n - _span(k, d) + 1, s))
+            for n, k, s, d in zip(padded_size, self.kernel, self.stride, self.dilation,
+                                  strict=True)
+        )
+
+    def group_slices(self, groups_of: int, per_group: int, channel: int) -> slice:
+        g = channel // groups_of
+        return slice(g * per_group, (g + 1) * per_group)
+
+    def pad(self, a: np.ndarray) -> np.ndarray:
+        return np.pad(a, ((0, 0), (0, 0), *self.pads), mode=_NP_PAD_MODE[self.mode])
+
+    def unpad(self, dpad: np.ndarray, in_size: tuple[int, ...]) -> np.ndarray:
+        """Send each padded pixel's gradient to the input pixel it was copied from."""
+        d = dpad
+        for ax, (n, (lo, hi)) in enumerate(zip(in_size, self.pads, strict=True)):
+            axis = 2 + ax
+            if self.mode == "zeros":
+                d = np.take(d, np.arange(lo, lo + n), axis=axis)
+                continue
+            source = np.pad(np.arange(n), (lo, hi), mode=_NP_PAD_MODE[self.mode])
+            folded = np.zeros((*d.shape[:axis], n, *d.shape[axis + 1:]), d.dtype)
+            for j, i in enumerate(source):
+                index = (slice(None),) * axis
+                folded[(*index, i)] += d[(*index, j)]
+            d = folded
+        return d
 
 
-def _setup(x: Any, w: Any, b: Any, conv_param: Any, dout: Any = None) -> tuple[Any, ...]:
-    p = parse_conv_param(conv_param)
-    x, w = as_array("x", x), as_array("w", w)
-    b = None if b is None else as_array("b", b)
-    dout = None if dout is None else as_array("dout", dout)
-    check_conv_shapes(x.shape, w.shape, None if b is None else b.shape, p["groups"], 2)
-    dtype = compute_dtype(x, w, b, dout)
-    x, w = x.astype(dtype), w.astype(dtype)
-    b = None if b is None else b.astype(dtype)
-    dout = None if dout is None else dout.astype(dtype)
-    pads = _explicit_pads(p["padding"], x.shape[2:], w.shape[2:], p["stride"], p["dilation"])
-    check_window_fits(
-        x.shape[2:], pads, w.shape[2:], p["dilation"], f"x.shape={x.shape}, w.shape={w.shape}"
+def conv_nd_naive(
+    x: Any, w: Any, b: Any = None, **options: Any
+) -> np.ndarray:
+    """Convolution of any rank by loops: ``convcol.conv1d/2d/3d``'s definition.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, *spatial) (or (N, *spatial, C), channels last)
+    w : array_like, shape (F, C // groups, *kernel)
+    b : array_like, shape (F,), optional
+    **options
+        ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``, ``data_format``
+        as for :func:`convcol.conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcol.naive import conv_nd_naive
+    >>> conv_nd_naive(np.arange(5.0).reshape(1, 1, 5), np.ones((1, 1, 2)), padding=1,
+    ...               padding_mode="circular")   # pads to [4, 0, 1, 2, 3, 4, 0]
+    array([[[4., 1., 3., 5., 7., 4.]]])
+    """
+    a = _Args(x, w, b, None, options, transposed=False)
+    xp = a.pad(a.x)
+    N, F = a.x.shape[0], a.w.shape[0]
+    Cg, Fg = a.w.shape[1], F // a.groups
+    out_size = a.out_positions(xp.shape[2:])
+    out = np.zeros((N, F, *out_size), a.dtype)
+    for n in range(N):
+        for f in range(F):
+            channels = a.group_slices(Fg, Cg, f)  # filter f sees only its group's channels
+            for pos in np.ndindex(*out_size):
+                out[(n, f, *pos)] = np.sum(xp[(n, channels, *a.window(pos))] * a.w[f])
+                if a.b is not None:
+                    out[(n, f, *pos)] += a.b[f]
+    return a.given_format(out)
+
+
+def conv_nd_backward_naive(
+    dout: Any, x: Any, w: Any, **options: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv_nd_naive` by loops: each output's gradient spread over its window.
+
+    Returns ``(dx, dw, db)``, shaped like ``x``, ``w`` and (F,).
+    """
+    a = _Args(x, w, None, dout, options, transposed=False)
+    xp = a.pad(a.x)
+    N, F = a.x.shape[0], a.w.shape[0]
+    Cg, Fg = a.w.shape[1], F // a.groups
+    out_size = a.out_positions(xp.shape[2:])
+    check_dout(a.dout, a.given_format(np.empty((N, F, *out_size), a.dtype)).shape, a.shapes)
+    g = a.channels_first(a.dout)
+    dxp = np.zeros(xp.shape, a.dtype)
+    dw = np.zeros(a.w.shape, a.dtype)
+    db = np.zeros(F, a.dtype)
+    for n in range(N):
+        for f in range(F):
+            channels = a.group_slices(Fg, Cg, f)
+            db[f] += g[n, f].sum()
+            for pos in np.ndindex(*out_size):
+                patch = (n, channels, *a.window(pos))
+                dw[f] += xp[patch] * g[(n, f, *pos)]
+                dxp[patch] += a.w[f] * g[(n, f, *pos)]
+    return a.given_format(a.unpad(dxp, a.x.shape[2:])), dw, db
+
+
+def _full_size(a: _Args, in_size: tuple[int, ...]) -> tuple[int, ...]:
+    # Every input pixel's window, laid end to end by the stride, plus output_padding.
+    return tuple(
+        (n - 1) * s + _span(k, d) + op
+        for n, s, k, d, op in zip(in_size, a.stride, a.kernel, a.dilation, a.output_padding,
+                                  strict=True)
     )
-    x_pad = np.pad(x, ((0, 0), (0, 0), *pads))
-    (sh, sw), (dh, dw), (HH, WW) = p["stride"], p["dilation"], w.shape[2:]
-    # Window starts are every stride-th padded pixel from which the whole kernel still fits.
-    rows = range(0, x_pad.shape[2] - _span(HH, dh) + 1, sh)
-    cols = range(0, x_pad.shape[3] - _span(WW, dw) + 1, sw)
 
-    def window(i: int, j: int) -> tuple[slice, slice]:
-        return (
-            slice(rows[i], rows[i] + _span(HH, dh), dh),
-            slice(cols[j], cols[j] + _span(WW, dw), dw),
-        )
 
-    if dout is not None:
-        check_dout(
-            dout,
-            (x.shape[0], w.shape[0], len(rows), len(cols)),
-            f"x.shape={x.shape}, w.shape={w.shape}",
-        )
-    return x, w, b, dout, x_pad, pads, p["groups"], len(rows), len(cols), window
+def _crop(a: _Args, full: tuple[int, ...]) -> tuple[slice, ...]:
+    crop = []
+    for ax, (size, (lo, hi)) in enumerate(zip(full, a.pads, strict=True)):
+        if size - lo - hi < 1:
+            raise ConvError(
+                f"the transposed convolution's output would have size {size - lo - hi} along "
+                f"spatial axis {ax} ({a.shapes})"
+            )
+        crop.append(slice(lo, size - hi))
+    return (slice(None), slice(None), *crop)
+
+
+def conv_transpose_nd_naive(x: Any, w: Any, b: Any = None, **options: Any) -> np.ndarray:
+    """Transposed convolution by loops: each input pixel scatters ``x * w`` onto its window.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, *spatial) (or channels last)
+    w : array_like, shape (C_in, C_out // groups, *kernel)
+    b : array_like, shape (C_out,), optional
+    **options
+        ``stride``, ``padding``, ``output_padding``, ``dilation``, ``groups``,
+        ``padding_mode`` (only 'zeros'), ``data_format``, as for
+        :func:`convcol.conv_transpose2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcol.naive import conv_transpose_nd_naive
+    >>> conv_transpose_nd_naive(np.array([[[1.0, 2.0]]]), np.array([[[1.0, 10.0, 100.0]]]),
+    ...                         stride=2)
+    array([[[  1.,  10., 102.,  20., 200.]]])
+    """
+    a = _Args(x, w, b, None, options, transposed=True)
+    N, C_in = a.x.shape[:2]
+    Cog = a.w.shape[1]
+    Cig = C_in // a.groups
+    full = _full_size(a, a.x.shape[2:])
+    y = np.zeros((N, Cog * a.groups, *full), a.dtype)
+    for n in range(N):
+        for ci in range(C_in):
+            outs = a.group_slices(Cig, Cog, ci)  # input channel ci feeds its group's outputs
+            for pos in np.ndindex(*a.x.shape[2:]):
+                y[(n, outs, *a.window(pos))] += a.x[(n, ci, *pos)] * a.w[ci]
+    y = y[_crop(a, full)]
+    if a.b is not None:
+        y = y + a.b.reshape((-1,) + (1,) * a.nd)
+    return a.given_format(y)
+
+
+def conv_transpose_nd_backward_naive(
+    dout: Any, x: Any, w: Any, **options: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv_transpose_nd_naive` by loops; ``(dx, dw, db)``."""
+    a = _Args(x, w, None, dout, options, transposed=True)
+    N, C_in = a.x.shape[:2]
+    Cog = a.w.shape[1]
+    Cig = C_in // a.groups
+    full = _full_size(a, a.x.shape[2:])
+    crop = _crop(a, full)
+    out_shape = np.empty((N, Cog * a.groups, *full))[crop].shape
+    check_dout(a.dout, a.given_format(np.empty(out_shape)).shape, a.shapes)
+    g_full = np.zeros((N, Cog * a.groups, *full), a.dtype)
+    g_full[crop] = a.channels_first(a.dout)
+    dx = np.zeros(a.x.shape, a.dtype)
+    dw = np.zeros(a.w.shape, a.dtype)
+    for n in range(N):
+        for ci in range(C_in):
+            outs = a.group_slices(Cig, Cog, ci)
+            for pos in np.ndindex(*a.x.shape[2:]):
+                patch = g_full[(n, outs, *a.window(pos))]
+                dx[(n, ci, *pos)] = np.sum(patch * a.w[ci])
+                dw[ci] += a.x[(n, ci, *pos)] * patch
+    db = a.channels_first(a.dout).sum(axis=(0, *range(2, 2 + a.nd)))
+    return a.given_format(dx), dw, db
 
 
 def conv_forward_naive(
@@ -122,21 +337,9 @@ def conv_forward_naive(
     array([[[[10., 18.],
              [42., 50.]]]])
     """
-    cache = (x, w, b, conv_param)
-    x, w, b, _, x_pad, _, groups, Hout, Wout, window = _setup(x, w, b, conv_param)
-    N, F = x.shape[0], w.shape[0]
-    Cg, Fg = w.shape[1], F // groups
-    out = np.zeros((N, F, Hout, Wout), x.dtype)
-    for n in range(N):
-        for f in range(F):
-            g = f // Fg  # filter f sees only the channels of its group
-            channels = slice(g * Cg, (g + 1) * Cg)
-            for i in range(Hout):
-                for j in range(Wout):
-                    out[n, f, i, j] = np.sum(x_pad[(n, channels, *window(i, j))] * w[f])
-                    if b is not None:
-                        out[n, f, i, j] += b[f]
-    return out, cache
+    options = parse_conv_param(conv_param)
+    _check_4d(x)
+    return conv_nd_naive(x, w, b, **options), (x, w, b, conv_param)
 
 
 def conv_backward_naive(
@@ -155,27 +358,24 @@ def conv_backward_naive(
     dx, dw, db : ndarray
         Shaped like ``x``, ``w`` and (F,).
     """
+    if not (isinstance(cache, tuple) and len(cache) == 4):
+        raise ConvError(
+            "cache must be the (x, w, b, conv_param) tuple returned by conv_forward_naive, "
+            f"got {type(cache).__name__}"
+        )
     x, w, b, conv_param = cache
-    x, w, _, dout, x_pad, pads, groups, Hout, Wout, window = _setup(x, w, b, conv_param, dout)
-    dtype = x.dtype
-    N, F = x.shape[0], w.shape[0]
-    Cg, Fg = w.shape[1], F // groups
-    dx_pad = np.zeros(x_pad.shape, dtype)
-    dw = np.zeros(w.shape, dtype)
-    db = np.zeros(F, dtype)
-    for n in range(N):
-        for f in range(F):
-            g = f // Fg
-            channels = slice(g * Cg, (g + 1) * Cg)
-            db[f] += dout[n, f].sum()
-            for i in range(Hout):
-                for j in range(Wout):
-                    patch = (n, channels, *window(i, j))
-                    dw[f] += x_pad[patch] * dout[n, f, i, j]
-                    dx_pad[patch] += w[f] * dout[n, f, i, j]
-    (top, _), (left, _) = pads
-    dx = dx_pad[:, :, top : top + x.shape[2], left : left + x.shape[3]].copy()
-    return dx, dw, db
+    options = parse_conv_param(conv_param)
+    _check_4d(x)
+    dtype = compute_dtype(*(as_array(n, a) for n, a in (("x", x), ("w", w), ("dout", dout))),
+                          None if b is None else as_array("b", b))
+    dx, dw, db = conv_nd_backward_naive(dout, x, w, **options)
+    return dx.astype(dtype), dw.astype(dtype), db.astype(dtype)
+
+
+def _check_4d(x: Any) -> None:
+    shape = np.shape(x)
+    if len(shape) != 4:
+        raise ConvError(f"x must be 4-D (N, C, H, W), got {len(shape)}-D x.shape={shape}")
 
 
 def conv_forward_single(X: Any, W: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:

@@ -21,6 +21,10 @@ PaddingSpec = Pads | str
 
 _AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
+# Sizes, strides and element counts stay below this, so no index arithmetic (int64 in the
+# kernels) can overflow.
+MAX_INT = 2**62
+
 
 class ConvError(ValueError):
     """The one exception convcol raises for bad input.
@@ -54,11 +58,15 @@ def as_int(name: str, value: Any, minimum: int) -> int:
         ) from None
     if ivalue < minimum:
         raise ConvError(f"{name} must be >= {minimum}, got {ivalue}")
+    if ivalue > MAX_INT:
+        raise ConvError(f"{name}={ivalue} is too large (at most 2**62)")
     return ivalue
 
 
 def per_axis(name: str, value: Any, nd: int, minimum: int) -> tuple[int, ...]:
     """An int or a length-``nd`` sequence of ints, as a tuple of ``nd`` ints."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
     if isinstance(value, (tuple, list)):
         if len(value) != nd:
             raise ConvError(
@@ -66,7 +74,10 @@ def per_axis(name: str, value: Any, nd: int, minimum: int) -> tuple[int, ...]:
                 f"{', '.join(_AXES[nd])}), got {value!r} of length {len(value)}"
             )
         return tuple(as_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(value))
-    return (as_int(name, value, minimum),) * nd
+    try:
+        return (as_int(name, value, minimum),) * nd
+    except ConvError as e:
+        raise ConvError(f"{e}; {name} must be an int or a sequence of {nd} ints") from None
 
 
 def parse_padding(name: str, padding: Any, nd: int) -> PaddingSpec:
@@ -136,6 +147,30 @@ def check_padding_mode(
         if mode == "replicate" and n == 0 and lo + hi > 0:
             raise ConvError(
                 f"padding_mode='replicate' cannot pad the empty spatial axis {ax} ({shapes})"
+            )
+
+
+def check_transpose_options(
+    padding: PaddingSpec, padding_mode: str, output_padding: tuple[int, ...],
+    stride: tuple[int, ...], dilation: tuple[int, ...],
+) -> None:
+    """The rules a transposed convolution adds: explicit zero padding, small output_padding."""
+    if padding_mode != "zeros":
+        raise ConvError(
+            f"padding_mode={padding_mode!r} is not defined for a transposed convolution, whose "
+            "padding removes border pixels of the output; only 'zeros' is supported (as in "
+            "PyTorch)"
+        )
+    if padding == "same":
+        raise ConvError(
+            "padding='same' is not defined for a transposed convolution; give the padding "
+            "explicitly (an int, per-axis ints or (before, after) pairs)"
+        )
+    for ax, (op, s, d) in enumerate(zip(output_padding, stride, dilation, strict=True)):
+        if op >= s and op >= d:
+            raise ConvError(
+                f"output_padding={op} along spatial axis {ax} must be smaller than the stride "
+                f"({s}) or the dilation ({d})"
             )
 
 
@@ -225,6 +260,12 @@ def check_conv_shapes(
             f"w must be {nd + 2}-D {w_layout}kernel {axes}), got {len(w_shape)}-D "
             f"w.shape={w_shape}"
         )
+    for ax, k in enumerate(w_shape[2:]):
+        if k < 1:
+            raise ConvError(
+                f"w has a kernel of size {k} along spatial axis {ax} ({shapes}); every kernel "
+                f"size must be >= 1"
+            )
     C = x_shape[-1] if channels_last else x_shape[1]
     if C % groups:
         raise ConvError(f"groups={groups} does not divide the {C} input channels ({shapes})")
@@ -261,12 +302,23 @@ def check_window_fits(
     """Refuse a (dilated) kernel that is larger than the padded input along some axis."""
     for ax, (n, (lo, hi), k, d) in enumerate(zip(in_size, pads, kernel, dilation, strict=True)):
         extent = (k - 1) * d + 1
-        if k < 1 or extent > n + lo + hi:
+        if extent > n + lo + hi:
             raise ConvError(
                 f"the kernel does not fit the padded input along spatial axis {ax}: kernel "
                 f"size {k} with dilation {d} spans {extent} but the input is {n} + padding "
                 f"{lo} + {hi} = {n + lo + hi} ({shapes}); the window must fit at least once"
             )
+
+
+def check_element_count(name: str, shape: tuple[int, ...], shapes: str) -> None:
+    """Refuse an array whose element count would overflow int64 index arithmetic."""
+    count = 1
+    for n in shape:
+        count *= n
+    if count > MAX_INT:
+        raise ConvError(
+            f"{name} would have shape {shape}, {count} elements: more than 2**62 ({shapes})"
+        )
 
 
 def check_dout(dout: np.ndarray, expected: tuple[int, ...], context: str) -> None:
