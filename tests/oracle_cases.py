@@ -57,9 +57,17 @@ CASES = [
     Case("channels_0", (2, 0, 5, 5), (2, 0, 3, 3), {"stride": 1, "pad": 1}),
     # Regression: a dilated tap that lies wholly in the padding for every output made im2col
     # write zeros past the end of its row (found by hypothesis).
-    Case("tap_wholly_in_padding", (2, 1, 1, 1), (1, 1, 1, 2),
-         {"stride": 1, "pad": ((0, 0), (2, 0)), "dilation": (1, 2)}),
-    Case("tap_wholly_in_padding_strided", (2, 2, 3, 4), (2, 2, 2, 3),
-         {"stride": 2, "pad": ((3, 0), (5, 1)), "dilation": 3}),
+    Case(
+        "tap_wholly_in_padding",
+        (2, 1, 1, 1),
+        (1, 1, 1, 2),
+        {"stride": 1, "pad": ((0, 0), (2, 0)), "dilation": (1, 2)},
+    ),
+    Case(
+        "tap_wholly_in_padding_strided",
+        (2, 2, 3, 4),
+        (2, 2, 2, 3),
+        {"stride": 2, "pad": ((3, 0), (5, 1)), "dilation": 3},
+    ),
     Case("defaults_only", (2, 2, 4, 4), (2, 2, 3, 3), {}),
 ]

@@ -1,0 +1,378 @@
+"""1-D, 3-D and transposed convolution, padding modes and channels-last, against the oracle."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import assert_close
+from hypothesis import given
+from hypothesis import strategies as st
+
+import convcol
+from convcol.naive import (
+    conv_nd_backward_naive,
+    conv_nd_naive,
+    conv_transpose_nd_backward_naive,
+    conv_transpose_nd_naive,
+)
+
+DTYPES = [np.float64, np.float32]
+
+
+def fast_functions(kind: str, nd: int):
+    name = f"conv{nd}d" if kind == "conv" else f"conv_transpose{nd}d"
+    return getattr(convcol, name), getattr(convcol, name + "_backward")
+
+
+def oracle_functions(kind: str):
+    if kind == "conv":
+        return conv_nd_naive, conv_nd_backward_naive
+    return conv_transpose_nd_naive, conv_transpose_nd_backward_naive
+
+
+def check(kind, x, w, b, options, dtype, rng):
+    """Forward and all gradients of the fast path agree with the float64 oracle."""
+    nd = x.ndim - 2
+    x, w = x.astype(dtype), w.astype(dtype)
+    b = None if b is None else b.astype(dtype)
+    f64 = [None if a is None else a.astype(np.float64) for a in (x, w, b)]
+    ref_fwd, ref_bwd = oracle_functions(kind)
+    fwd, bwd = fast_functions(kind, nd)
+    ref = ref_fwd(*f64, **options)
+    dout = rng.standard_normal(ref.shape).astype(dtype)
+    rdx, rdw, rdb = ref_bwd(dout.astype(np.float64), f64[0], f64[1], **options)
+    out = fwd(x, w, b, **options)
+    dx, dw, db = bwd(dout, x, w, **options)
+    k = math.prod(w.shape[2:])
+    groups = options.get("groups", 1)
+    channels_last = options.get("data_format") == "channels_last"
+    spatial = (lambda a: a.shape[1:-1]) if channels_last else (lambda a: a.shape[2:])
+    n_out = x.shape[0] * math.prod(spatial(ref))
+    n_in = x.shape[0] * math.prod(spatial(x))
+    if kind == "conv":
+        reductions = (w.shape[1] * k + 1, w.shape[0] // groups * k, n_out, n_out)
+    else:
+        reductions = (w.shape[0] // groups * k + 1, w.shape[1] * k, n_in, n_out)
+    for got, want, red in zip((out, dx, dw, db), (ref, rdx, rdw, rdb), reductions, strict=True):
+        assert_close(got, want, dtype, red)
+
+
+# (name, kind, x shape, w shape, options) -- channels-first shapes; the channels_last
+# parametrization moves the channel axis of x.
+CASES = [
+    ("conv1d_basic", "conv", (2, 3, 9), (4, 3, 3), {"padding": 1}),
+    ("conv1d_strided_dilated", "conv", (2, 2, 13), (3, 2, 4), {"stride": 3, "dilation": 2}),
+    ("conv1d_same_even", "conv", (1, 2, 8), (2, 2, 4), {"padding": "same"}),
+    ("conv1d_groups", "conv", (2, 4, 7), (6, 2, 3), {"groups": 2, "padding": (1,)}),
+    ("conv1d_asym_pad", "conv", (2, 2, 6), (2, 2, 3), {"padding": ((2, 0),), "stride": 2}),
+    ("conv1d_reflect", "conv", (2, 2, 6), (3, 2, 3), {"padding": 2, "padding_mode": "reflect"}),
+    (
+        "conv1d_replicate",
+        "conv",
+        (1, 2, 4),
+        (2, 2, 3),
+        {"padding": ((3, 1),), "padding_mode": "replicate"},
+    ),
+    (
+        "conv1d_circular",
+        "conv",
+        (2, 1, 5),
+        (2, 1, 4),
+        {"padding": ((5, 2),), "padding_mode": "circular"},
+    ),
+    (
+        "conv2d_reflect_same",
+        "conv",
+        (2, 2, 5, 6),
+        (3, 2, 3, 2),
+        {"padding": "same", "padding_mode": "reflect"},
+    ),
+    (
+        "conv2d_circular_strided",
+        "conv",
+        (2, 2, 6, 5),
+        (2, 2, 3, 3),
+        {"padding": (2, 1), "stride": 2, "padding_mode": "circular"},
+    ),
+    (
+        "conv2d_replicate_groups",
+        "conv",
+        (1, 4, 5, 5),
+        (4, 2, 3, 3),
+        {"padding": ((1, 2), (0, 3)), "groups": 2, "padding_mode": "replicate"},
+    ),
+    ("conv2d_plain", "conv", (2, 3, 6, 7), (4, 3, 3, 2), {"stride": (1, 2), "padding": 1}),
+    ("conv2d_depthwise", "conv", (2, 4, 6, 6), (8, 1, 3, 3), {"groups": 4, "padding": 1}),
+    ("conv3d_basic", "conv", (2, 2, 4, 5, 4), (3, 2, 3, 3, 2), {"padding": 1}),
+    (
+        "conv3d_strided_dilated_groups",
+        "conv",
+        (1, 4, 6, 5, 7),
+        (2, 2, 2, 2, 3),
+        {"stride": (2, 1, 2), "dilation": (2, 1, 1), "groups": 2, "padding": (1, 0, 1)},
+    ),
+    ("conv3d_same", "conv", (1, 2, 4, 3, 5), (2, 2, 2, 3, 2), {"padding": "same", "stride": 2}),
+    (
+        "conv3d_reflect",
+        "conv",
+        (1, 2, 3, 4, 4),
+        (2, 2, 3, 3, 3),
+        {"padding": 1, "padding_mode": "reflect"},
+    ),
+    (
+        "conv3d_circular",
+        "conv",
+        (1, 1, 3, 3, 3),
+        (1, 1, 2, 2, 2),
+        {"padding": ((3, 0), (1, 1), (0, 2)), "padding_mode": "circular"},
+    ),
+    ("transpose1d_basic", "transpose", (2, 3, 5), (3, 2, 3), {"stride": 2}),
+    (
+        "transpose1d_pad_outpad",
+        "transpose",
+        (2, 2, 4),
+        (2, 3, 4),
+        {"stride": 3, "padding": 1, "output_padding": 2},
+    ),
+    (
+        "transpose1d_dilated_outpad",
+        "transpose",
+        (1, 2, 4),
+        (2, 2, 3),
+        {"stride": 1, "dilation": 3, "output_padding": 2},
+    ),
+    (
+        "transpose1d_asym_pad",
+        "transpose",
+        (1, 2, 5),
+        (2, 2, 3),
+        {"stride": 2, "padding": ((2, 0),)},
+    ),
+    ("transpose2d_basic", "transpose", (2, 3, 4, 3), (3, 2, 3, 3), {"stride": 2, "padding": 1}),
+    (
+        "transpose2d_groups_outpad",
+        "transpose",
+        (1, 4, 3, 4),
+        (4, 3, 2, 3),
+        {"stride": (2, 3), "padding": (0, 1), "output_padding": (1, 2), "groups": 2},
+    ),
+    (
+        "transpose2d_depthwise_dilated",
+        "transpose",
+        (2, 3, 4, 4),
+        (3, 1, 3, 3),
+        {"dilation": 2, "groups": 3, "padding": 2},
+    ),
+    ("transpose2d_stride1", "transpose", (2, 2, 5, 5), (2, 4, 1, 1), {}),
+    ("transpose3d_basic", "transpose", (1, 2, 3, 2, 3), (2, 3, 2, 2, 2), {"stride": 2}),
+    (
+        "transpose3d_all",
+        "transpose",
+        (2, 4, 2, 3, 2),
+        (4, 1, 3, 2, 2),
+        {
+            "stride": (1, 2, 2),
+            "padding": (1, 0, 1),
+            "output_padding": (0, 1, 1),
+            "dilation": (1, 1, 2),
+            "groups": 2,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize(
+    ("name", "kind", "x_shape", "w_shape", "options"), CASES, ids=[c[0] for c in CASES]
+)
+def test_named_cases_match_oracle(name, kind, x_shape, w_shape, options, dtype, data_format, rng):
+    x = rng.standard_normal(x_shape)
+    if data_format == "channels_last":
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    w = rng.standard_normal(w_shape)
+    out_channels = w_shape[0] if kind == "conv" else w_shape[1] * options.get("groups", 1)
+    b = rng.standard_normal(out_channels)
+    check(kind, x, w, b, {**options, "data_format": data_format}, dtype, rng)
+
+
+@st.composite
+def nd_configs(draw):
+    """Any valid convolution or transposed convolution small enough for the oracle."""
+    nd = draw(st.integers(1, 3))
+    kind = draw(st.sampled_from(["conv", "transpose"]))
+    groups = draw(st.integers(1, 2))
+    cg, fg = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(nd))
+    pads = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))
+    options = {
+        "stride": stride,
+        "dilation": dilation,
+        "groups": groups,
+        "data_format": draw(st.sampled_from(["channels_first", "channels_last"])),
+    }
+    size_cap = {1: 8, 2: 6, 3: 4}[nd]
+    if kind == "conv":
+        mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
+        same = draw(st.booleans())
+        options["padding_mode"] = mode
+        options["padding"] = "same" if same else pads
+        sizes = []
+        for k, d, (lo, hi) in zip(kernel, dilation, pads, strict=True):
+            smallest = (k - 1) * d + 1 if same else max(1, (k - 1) * d + 1 - lo - hi)
+            if mode == "reflect":
+                smallest = max(smallest, (k - 1) * d + 1 if same else max(lo, hi) + 1)
+            if mode == "circular" and not same:
+                smallest = max(smallest, lo, hi)
+            sizes.append(smallest + draw(st.integers(0, size_cap - 1)))
+        x_shape = (draw(st.integers(1, 2)), groups * cg, *sizes)
+        w_shape = (groups * fg, cg, *kernel)
+    else:
+        options["padding"] = pads
+        options["output_padding"] = tuple(
+            draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation, strict=True)
+        )
+        sizes = []
+        for k, s, d, (lo, hi) in zip(kernel, stride, dilation, pads, strict=True):
+            # Large enough that the output, (n-1)s + (k-1)d + 1 - lo - hi, is at least 1.
+            smallest = max(1, -(-(lo + hi - (k - 1) * d) // s) + 1)
+            sizes.append(smallest + draw(st.integers(0, size_cap - 1)))
+        x_shape = (draw(st.integers(1, 2)), groups * cg, *sizes)
+        w_shape = (groups * cg, fg, *kernel)
+    if options["data_format"] == "channels_last":
+        x_shape = (x_shape[0], *x_shape[2:], x_shape[1])
+    return kind, x_shape, w_shape, options, draw(st.booleans())
+
+
+@given(config=nd_configs(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**32 - 1))
+def test_random_configs_match_oracle(config, dtype, seed):
+    kind, x_shape, w_shape, options, bias = config
+    rng = np.random.default_rng(seed)
+    out_channels = w_shape[0] if kind == "conv" else w_shape[1] * options["groups"]
+    b = rng.standard_normal(out_channels) if bias else None
+    check(kind, rng.standard_normal(x_shape), rng.standard_normal(w_shape), b, options, dtype, rng)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_transpose_is_the_adjoint_of_conv(nd, data_format, rng):
+    # <conv(x, w), g> == <x, conv_transpose(g, w)>: the transposed convolution is the
+    # convolution's dx, computed by the other function.
+    opts = {"stride": 2, "padding": 1, "dilation": 1, "groups": 1, "data_format": data_format}
+    x_shape = (2, 3, *(7, 6, 5)[:nd])
+    if data_format == "channels_last":
+        x_shape = (x_shape[0], *x_shape[2:], x_shape[1])
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((4, 3, *(3,) * nd))
+    conv, conv_backward = fast_functions("conv", nd)
+    transpose, _ = fast_functions("transpose", nd)
+    y = conv(x, w, **opts)
+    g = rng.standard_normal(y.shape)
+    spatial = x.shape[1:-1] if data_format == "channels_last" else x.shape[2:]
+    y_spatial = y.shape[1:-1] if data_format == "channels_last" else y.shape[2:]
+    # The output_padding that makes the transposed convolution give back x's size.
+    out_pad = tuple(n - ((m - 1) * 2 - 2 + 3) for n, m in zip(spatial, y_spatial, strict=True))
+    xt = transpose(g, w, output_padding=out_pad, **opts)
+    assert xt.shape == x.shape
+    np.testing.assert_allclose(np.vdot(y, g), np.vdot(x, xt), rtol=1e-12)
+    dx, _, _ = conv_backward(g, x, w, **opts)
+    np.testing.assert_allclose(xt, dx, rtol=1e-12, atol=1e-12, strict=True)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padding_mode_equals_np_pad_then_valid_conv(mode, rng):
+    x = rng.standard_normal((2, 3, 6, 5))
+    w = rng.standard_normal((4, 3, 3, 3))
+    np_mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode]
+    padded = np.pad(x, ((0, 0), (0, 0), (2, 1), (1, 3)), mode=np_mode)
+    out = convcol.conv2d(x, w, padding=((2, 1), (1, 3)), padding_mode=mode)
+    np.testing.assert_allclose(out, convcol.conv2d(padded, w), rtol=1e-13, atol=1e-13, strict=True)
+
+
+@pytest.mark.parametrize("kind", ["conv", "transpose"])
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_channels_last_equals_channels_first(kind, nd, rng):
+    x = rng.standard_normal((2, 4, *(5, 4, 3)[:nd]))
+    w = rng.standard_normal((4, 2, *(2,) * nd))
+    opts = {"stride": 2, "padding": 1, "groups": 2}
+    fwd, bwd = fast_functions(kind, nd)
+    first = fwd(x, w, **opts)
+    last = fwd(np.moveaxis(x, 1, -1), w, data_format="channels_last", **opts)
+    np.testing.assert_allclose(last, np.moveaxis(first, 1, -1), rtol=1e-12, atol=1e-12, strict=True)
+    g = rng.standard_normal(first.shape)
+    dx1, dw1, db1 = bwd(g, x, w, **opts)
+    dx2, dw2, db2 = bwd(
+        np.moveaxis(g, 1, -1), np.moveaxis(x, 1, -1), w, data_format="channels_last", **opts
+    )
+    np.testing.assert_allclose(dx2, np.moveaxis(dx1, 1, -1), rtol=1e-12, atol=1e-12, strict=True)
+    np.testing.assert_allclose(dw2, dw1, rtol=1e-12, atol=1e-12, strict=True)
+    np.testing.assert_allclose(db2, db1, rtol=1e-12, atol=1e-12, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("layer", "fwd", "bwd", "x_shape", "options"),
+    [
+        (
+            lambda: convcol.Conv1d(2, 4, 3, padding=1, padding_mode="reflect", rng=0),
+            conv_nd_naive,
+            conv_nd_backward_naive,
+            (2, 2, 7),
+            {"padding": 1, "padding_mode": "reflect"},
+        ),
+        (
+            lambda: convcol.Conv3d(2, 2, (2, 3, 2), stride=2, rng=0),
+            conv_nd_naive,
+            conv_nd_backward_naive,
+            (1, 2, 4, 5, 4),
+            {"stride": 2},
+        ),
+        (
+            lambda: convcol.ConvTranspose1d(2, 3, 4, stride=2, padding=1, rng=0),
+            conv_transpose_nd_naive,
+            conv_transpose_nd_backward_naive,
+            (2, 2, 5),
+            {"stride": 2, "padding": 1},
+        ),
+        (
+            lambda: convcol.ConvTranspose2d(
+                4, 2, 3, stride=2, output_padding=1, groups=2, data_format="channels_last", rng=0
+            ),
+            conv_transpose_nd_naive,
+            conv_transpose_nd_backward_naive,
+            (2, 3, 3, 4),
+            {"stride": 2, "output_padding": 1, "groups": 2, "data_format": "channels_last"},
+        ),
+        (
+            lambda: convcol.ConvTranspose3d(2, 2, 2, stride=2, rng=0),
+            conv_transpose_nd_naive,
+            conv_transpose_nd_backward_naive,
+            (1, 2, 2, 3, 2),
+            {"stride": 2},
+        ),
+    ],
+    ids=["Conv1d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"],
+)
+def test_layers_match_oracle(layer, fwd, bwd, x_shape, options, rng):
+    lay = layer()
+    lay.bias[:] = rng.standard_normal(lay.bias.shape)
+    x = rng.standard_normal(x_shape)
+    ref = fwd(x, lay.weight, lay.bias, **options)
+    out = lay(x)
+    assert_close(out, ref, np.float64, 50)
+    g = rng.standard_normal(out.shape)
+    rdx, rdw, rdb = bwd(g, x, lay.weight, **options)
+    assert_close(lay.backward(g), rdx, np.float64, 50)
+    assert_close(lay.grad_weight, rdw, np.float64, g.size)
+    assert_close(lay.grad_bias, rdb, np.float64, g.size)
+
+
+def test_he_init_of_transposed_layer_uses_its_weight_layout():
+    layer = convcol.ConvTranspose2d(16, 32, 3, rng=0)
+    assert layer.weight.shape == (16, 32, 3, 3)
+    # fan_in = weight.shape[1] * 3 * 3 = 288, as PyTorch computes it for this layout.
+    assert layer.weight.std() == pytest.approx(np.sqrt(2 / 288), rel=0.05)
+    assert layer.bias.shape == (32,)
