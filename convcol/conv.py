@@ -18,7 +18,7 @@ and its backward pass that convolution's forward pass and ``dw``: no second engi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -158,8 +158,30 @@ def _group_weights(w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     return w.reshape(G, Fg, Cg * geo.window)
 
 
+# Channels-last data is convolved in its own layout (no transposes, the GEMM's product is
+# already channels-last) when each group has at least this many channels. With fewer, the
+# runs im2col copies and the per-group GEMMs are too short and channels-first wins: for
+# float32 (8, 128, 28, 28) 3x3, forward was 12.0 vs 15.0 ms (channels last vs first) at
+# 16 channels per group but 15.1 vs 12.4 ms at 4 and 22 vs 11 ms at 2.
+_MIN_GROUP_CHANNELS_LAST = 8
+
+
+def _via_channels_first(geo: ConvGeometry) -> bool:
+    return geo.channels_last and geo.channels // max(geo.groups, 1) < _MIN_GROUP_CHANNELS_LAST
+
+
+def _first(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(a, -1, 1))
+
+
+def _last(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1))
+
+
 def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry) -> np.ndarray:
     """The convolution; ``x``, ``w``, ``b`` C-contiguous, native, of the compute dtype."""
+    if _via_channels_first(geo):
+        return _last(_forward(_first(x), w, b, replace(geo, channels_last=False)))
     if geo.padding_mode != "zeros":
         x, geo = _pad(x, geo), geo.padded()
     dtype = x.dtype
@@ -191,6 +213,10 @@ def _backward(
     want_dx: bool = True,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(dx, dw)`` of :func:`_forward`; ``dw`` only when ``x`` is given, ``dx`` on request."""
+    if _via_channels_first(geo):
+        dx, dw = _backward(_first(dout), None if x is None else _first(x), w,
+                           replace(geo, channels_last=False), want_dx=want_dx)
+        return (None if dx is None else _last(dx)), dw
     outer = geo
     if geo.padding_mode != "zeros":
         x, geo = (None if x is None else _pad(x, geo)), geo.padded()

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import convcol
+from convcol import conv
 from convcol.naive import (
     conv_nd_backward_naive,
     conv_nd_naive,
@@ -183,12 +184,26 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+# Channels-last data is convolved natively or by way of channels-first depending on the
+# channels per group; the threshold is forced both ways so each path meets every case.
+LAYOUTS = {
+    "channels_first": ("channels_first", None),
+    "channels_last_native": ("channels_last", 1),
+    "channels_last_via_first": ("channels_last", 10**9),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize(
     ("name", "kind", "x_shape", "w_shape", "options"), CASES, ids=[c[0] for c in CASES]
 )
-def test_named_cases_match_oracle(name, kind, x_shape, w_shape, options, dtype, data_format, rng):
+def test_named_cases_match_oracle(
+    name, kind, x_shape, w_shape, options, dtype, layout, rng, monkeypatch
+):
+    data_format, threshold = LAYOUTS[layout]
+    if threshold is not None:
+        monkeypatch.setattr(conv, "_MIN_GROUP_CHANNELS_LAST", threshold)
     x = rng.standard_normal(x_shape)
     if data_format == "channels_last":
         x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
@@ -248,9 +263,22 @@ def nd_configs(draw):
     return kind, x_shape, w_shape, options, draw(st.booleans())
 
 
-@given(config=nd_configs(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**32 - 1))
-def test_random_configs_match_oracle(config, dtype, seed):
-    kind, x_shape, w_shape, options, bias = config
+@given(
+    config=nd_configs(),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**32 - 1),
+    native_channels_last=st.booleans(),
+)
+def test_random_configs_match_oracle(config, dtype, seed, native_channels_last):
+    saved = conv._MIN_GROUP_CHANNELS_LAST
+    conv._MIN_GROUP_CHANNELS_LAST = 1 if native_channels_last else 10**9
+    try:
+        _check_random(*config, dtype, seed)
+    finally:
+        conv._MIN_GROUP_CHANNELS_LAST = saved
+
+
+def _check_random(kind, x_shape, w_shape, options, bias, dtype, seed):
     rng = np.random.default_rng(seed)
     out_channels = w_shape[0] if kind == "conv" else w_shape[1] * options["groups"]
     b = rng.standard_normal(out_channels) if bias else None

@@ -137,3 +137,78 @@ def test_oracle_imports_nothing_from_the_fast_path():
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     }
     assert imported <= {"__future__", "typing", "validation"}, imported
+
+
+ND_ORACLE_CASES = [
+    ("conv1d_reflect", "conv", (2, 2, 6), (2, 2, 3), {"padding": 2, "padding_mode": "reflect"}),
+    (
+        "conv2d_circular_cl",
+        "conv",
+        (1, 4, 5, 2),
+        (2, 2, 2, 3),
+        {"padding": ((2, 1), (0, 3)), "padding_mode": "circular", "data_format": "channels_last"},
+    ),
+    (
+        "conv2d_replicate_same",
+        "conv",
+        (1, 2, 4, 5),
+        (2, 2, 3, 2),
+        {"padding": "same", "stride": 2, "padding_mode": "replicate"},
+    ),
+    ("conv3d", "conv", (1, 2, 3, 4, 3), (2, 1, 2, 2, 2), {"padding": 1, "groups": 2}),
+    (
+        "transpose1d",
+        "transpose",
+        (2, 2, 4),
+        (2, 3, 3),
+        {"stride": 2, "padding": 1, "output_padding": 1},
+    ),
+    (
+        "transpose2d_groups_cl",
+        "transpose",
+        (1, 3, 3, 4),
+        (4, 1, 2, 3),
+        {"stride": (2, 1), "dilation": (1, 2), "groups": 2, "data_format": "channels_last"},
+    ),
+    (
+        "transpose3d",
+        "transpose",
+        (1, 2, 2, 2, 3),
+        (2, 2, 2, 2, 2),
+        {"stride": 2, "padding": (1, 0, 0)},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "x_shape", "w_shape", "options"),
+    ND_ORACLE_CASES,
+    ids=[c[0] for c in ND_ORACLE_CASES],
+)
+def test_nd_oracle_gradients_match_numerical(name, kind, x_shape, w_shape, options, rng):
+    from convcol.naive import (
+        conv_nd_backward_naive,
+        conv_nd_naive,
+        conv_transpose_nd_backward_naive,
+        conv_transpose_nd_naive,
+    )
+
+    fwd, bwd = (
+        (conv_nd_naive, conv_nd_backward_naive)
+        if kind == "conv"
+        else (conv_transpose_nd_naive, conv_transpose_nd_backward_naive)
+    )
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    out_channels = w_shape[0] if kind == "conv" else w_shape[1] * options.get("groups", 1)
+    b = rng.standard_normal(out_channels)
+    out = fwd(x, w, b, **options)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = bwd(dout, x, w, **options)
+    for analytic, f, at in [
+        (dx, lambda v: fwd(v, w, b, **options), x),
+        (dw, lambda v: fwd(x, v, b, **options), w),
+        (db, lambda v: fwd(x, w, v, **options), b),
+    ]:
+        numeric = numerical_gradient(f, at, dout, h=1e-3)
+        scale = np.abs(numeric).max()
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-8, atol=1e-9 * scale, strict=True)

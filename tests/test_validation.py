@@ -199,29 +199,113 @@ BAD = [
         r"x_shape must be a tuple of 4 ints \(N, C, H, W\), got \(3, 5, 5\)",
     ),
     # padding modes, data formats (the N-d issue)
-    ("padding_mode_unknown", fwd(padding_mode="mirror"), r"padding_mode must be one of \('zeros', 'reflect', 'replicate', 'circular'\), got 'mirror'"),
-    ("data_format_unknown", fwd(data_format="NHWC"), r"data_format must be one of \('channels_first', 'channels_last'\), got 'NHWC'"),
-    ("reflect_pad_too_large", fwd(padding=5, padding_mode="reflect"), r"padding_mode='reflect' needs each pad < the input size, but spatial axis 0 has size 5 and pads \(5, 5\)"),
-    ("circular_pad_too_large", fwd(padding=((0, 0), (6, 0)), padding_mode="circular"), r"padding_mode='circular' needs each pad <= the input size, but spatial axis 1 has size 5 and pads \(6, 0\)"),
-    ("conv1d_rank", lambda: convcol.conv1d(X, np.zeros((4, 3, 3))), r"x must be 3-D \(N, C, L\), got 4-D x.shape=\(2, 3, 5, 5\)"),
+    (
+        "padding_mode_unknown",
+        fwd(padding_mode="mirror"),
+        r"padding_mode must be one of \('zeros', 'reflect', 'replicate', 'circular'\), got 'mirror'",
+    ),
+    (
+        "data_format_unknown",
+        fwd(data_format="NHWC"),
+        r"data_format must be one of \('channels_first', 'channels_last'\), got 'NHWC'",
+    ),
+    (
+        "reflect_pad_too_large",
+        fwd(padding=5, padding_mode="reflect"),
+        r"padding_mode='reflect' needs each pad < the input size, but spatial axis 0 has size 5 and pads \(5, 5\)",
+    ),
+    (
+        "circular_pad_too_large",
+        fwd(padding=((0, 0), (6, 0)), padding_mode="circular"),
+        r"padding_mode='circular' needs each pad <= the input size, but spatial axis 1 has size 5 and pads \(6, 0\)",
+    ),
+    (
+        "conv1d_rank",
+        lambda: convcol.conv1d(X, np.zeros((4, 3, 3))),
+        r"x must be 3-D \(N, C, L\), got 4-D x.shape=\(2, 3, 5, 5\)",
+    ),
     ("conv3d_rank", lambda: convcol.conv3d(X, W), r"x must be 5-D \(N, C, D, H, W\), got 4-D"),
-    ("channels_last_rank", lambda: convcol.conv2d(np.zeros((2, 5, 5)), W, data_format="channels_last"), r"x must be 4-D \(N, H, W, C\), got 3-D"),
-    ("channels_last_channels", lambda: convcol.conv2d(X, W, data_format="channels_last"), r"w has 3 input channels per group but x has 5 channels"),
-    ("kernel_size_zero", fwd(w=np.zeros((4, 3, 0, 3))), r"w has a kernel of size 0 along spatial axis 0 .* every kernel size must be >= 1"),
+    (
+        "channels_last_rank",
+        lambda: convcol.conv2d(np.zeros((2, 5, 5)), W, data_format="channels_last"),
+        r"x must be 4-D \(N, H, W, C\), got 3-D",
+    ),
+    (
+        "channels_last_channels",
+        lambda: convcol.conv2d(X, W, data_format="channels_last"),
+        r"w has 3 input channels per group but x has 5 channels",
+    ),
+    (
+        "kernel_size_zero",
+        fwd(w=np.zeros((4, 3, 0, 3))),
+        r"w has a kernel of size 0 along spatial axis 0 .* every kernel size must be >= 1",
+    ),
     # transposed convolution
-    ("transpose_output_padding", lambda: convcol.conv_transpose2d(X, np.zeros((3, 2, 3, 3)), stride=2, output_padding=2), r"output_padding=2 along spatial axis 0 must be smaller than the stride \(2\) or the dilation \(1\)"),
-    ("transpose_output_padding_negative", lambda: convcol.conv_transpose2d(X, np.zeros((3, 2, 3, 3)), output_padding=-1), r"output_padding must be >= 0, got -1"),
-    ("transpose_same", lambda: convcol.conv_transpose2d(X, np.zeros((3, 2, 3, 3)), padding="same"), r"padding='same' is not defined for a transposed convolution"),
-    ("transpose_padding_mode", lambda: convcol.conv_transpose1d(np.zeros((1, 3, 5)), np.zeros((3, 2, 3)), padding_mode="reflect"), r"padding_mode='reflect' is not defined for a transposed convolution"),
-    ("transpose_channels", lambda: convcol.conv_transpose2d(X, np.zeros((4, 2, 3, 3))), r"w has 4 input channels but x has 3 .* a transposed convolution's w.shape\[0\] must equal C"),
-    ("transpose_groups", lambda: convcol.conv_transpose2d(X, np.zeros((3, 2, 3, 3)), groups=2), r"groups=2 does not divide the 3 input channels"),
-    ("transpose_bias", lambda: convcol.conv_transpose2d(X, np.zeros((3, 2, 3, 3)), np.zeros(3)), r"b must have shape \(F,\) = \(2,\)"),
-    ("transpose_empty_output", lambda: convcol.conv_transpose2d(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)), padding=1), r"the transposed convolution's output would have size -1 along spatial axis 0"),
-    ("transpose_dout", lambda: convcol.conv_transpose2d_backward(np.zeros((2, 2, 5, 5)), X, np.zeros((3, 2, 3, 3))), r"dout.shape=\(2, 2, 5, 5\) does not match the forward output shape \(2, 2, 7, 7\)"),
+    (
+        "transpose_output_padding",
+        lambda: convcol.conv_transpose2d(X, np.zeros((3, 2, 3, 3)), stride=2, output_padding=2),
+        r"output_padding=2 along spatial axis 0 must be smaller than the stride \(2\) or the dilation \(1\)",
+    ),
+    (
+        "transpose_output_padding_negative",
+        lambda: convcol.conv_transpose2d(X, np.zeros((3, 2, 3, 3)), output_padding=-1),
+        r"output_padding must be >= 0, got -1",
+    ),
+    (
+        "transpose_same",
+        lambda: convcol.conv_transpose2d(X, np.zeros((3, 2, 3, 3)), padding="same"),
+        r"padding='same' is not defined for a transposed convolution",
+    ),
+    (
+        "transpose_padding_mode",
+        lambda: convcol.conv_transpose1d(
+            np.zeros((1, 3, 5)), np.zeros((3, 2, 3)), padding_mode="reflect"
+        ),
+        r"padding_mode='reflect' is not defined for a transposed convolution",
+    ),
+    (
+        "transpose_channels",
+        lambda: convcol.conv_transpose2d(X, np.zeros((4, 2, 3, 3))),
+        r"w has 4 input channels but x has 3 .* a transposed convolution's w.shape\[0\] must equal C",
+    ),
+    (
+        "transpose_groups",
+        lambda: convcol.conv_transpose2d(X, np.zeros((3, 2, 3, 3)), groups=2),
+        r"groups=2 does not divide the 3 input channels",
+    ),
+    (
+        "transpose_bias",
+        lambda: convcol.conv_transpose2d(X, np.zeros((3, 2, 3, 3)), np.zeros(3)),
+        r"b must have shape \(F,\) = \(2,\)",
+    ),
+    (
+        "transpose_empty_output",
+        lambda: convcol.conv_transpose2d(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)), padding=1),
+        r"the transposed convolution's output would have size -1 along spatial axis 0",
+    ),
+    (
+        "transpose_dout",
+        lambda: convcol.conv_transpose2d_backward(
+            np.zeros((2, 2, 5, 5)), X, np.zeros((3, 2, 3, 3))
+        ),
+        r"dout.shape=\(2, 2, 5, 5\) does not match the forward output shape \(2, 2, 7, 7\)",
+    ),
     # sizes
-    ("stride_too_large", fwd(stride=2**63), r"stride=9223372036854775808 is too large \(at most 2\*\*62\)"),
-    ("output_too_large", fwd(padding=2**61), r"the output would have shape .* elements: more than 2\*\*62"),
-    ("stride_array_2d", fwd(stride=np.ones((2, 2), int)), r"(?s)stride must be an integer, got array.*; stride must be an int or a sequence of 2 ints"),
+    (
+        "stride_too_large",
+        fwd(stride=2**63),
+        r"stride=9223372036854775808 is too large \(at most 2\*\*62\)",
+    ),
+    (
+        "output_too_large",
+        fwd(padding=2**61),
+        r"the output would have shape .* elements: more than 2\*\*62",
+    ),
+    (
+        "stride_array_2d",
+        fwd(stride=np.ones((2, 2), int)),
+        r"(?s)stride must be an integer, got array.*; stride must be an int or a sequence of 2 ints",
+    ),
     # layer
     (
         "layer_dtype",
@@ -239,11 +323,31 @@ BAD = [
         r"backward\(\) called before forward\(\)",
     ),
     ("layer_kernel", lambda: convcol.Conv2d(3, 4, (3, 0)), r"kernel_size\[1\] must be >= 1, got 0"),
-    ("layer_stride_at_construction", lambda: convcol.Conv2d(3, 4, 3, stride=0), r"stride must be >= 1, got 0"),
-    ("layer_padding_at_construction", lambda: convcol.Conv2d(3, 4, 3, padding="bogus"), r"padding must be an int, 'valid', 'same'.*got the string 'bogus'"),
-    ("layer_mode_at_construction", lambda: convcol.Conv1d(3, 4, 3, padding_mode="zero"), r"padding_mode must be one of"),
-    ("layer_in_channels", lambda: convcol.Conv2d(4, 4, 3)(np.ones((1, 3, 5, 5))), r"Conv2d has in_channels=4 but x has 3 channels \(x.shape=\(1, 3, 5, 5\), data_format='channels_first'\)"),
-    ("layer_output_padding", lambda: convcol.ConvTranspose2d(3, 4, 3, output_padding=-1), r"output_padding must be >= 0, got -1"),
+    (
+        "layer_stride_at_construction",
+        lambda: convcol.Conv2d(3, 4, 3, stride=0),
+        r"stride must be >= 1, got 0",
+    ),
+    (
+        "layer_padding_at_construction",
+        lambda: convcol.Conv2d(3, 4, 3, padding="bogus"),
+        r"padding must be an int, 'valid', 'same'.*got the string 'bogus'",
+    ),
+    (
+        "layer_mode_at_construction",
+        lambda: convcol.Conv1d(3, 4, 3, padding_mode="zero"),
+        r"padding_mode must be one of",
+    ),
+    (
+        "layer_in_channels",
+        lambda: convcol.Conv2d(4, 4, 3)(np.ones((1, 3, 5, 5))),
+        r"Conv2d has in_channels=4 but x has 3 channels \(x.shape=\(1, 3, 5, 5\), data_format='channels_first'\)",
+    ),
+    (
+        "layer_output_padding",
+        lambda: convcol.ConvTranspose2d(3, 4, 3, output_padding=-1),
+        r"output_padding must be >= 0, got -1",
+    ),
 ]
 
 
@@ -260,11 +364,27 @@ def test_conv_error_is_a_value_error():
 
 
 ORACLE_BAD = [
-    ("foreign_cache", lambda: conv_backward_naive(DOUT, convcol.conv_forward(X, W, None, {})[1]), r"cache must be the \(x, w, b, conv_param\) tuple returned by conv_forward_naive, got ConvCache"),
+    (
+        "foreign_cache",
+        lambda: conv_backward_naive(DOUT, convcol.conv_forward(X, W, None, {})[1]),
+        r"cache must be the \(x, w, b, conv_param\) tuple returned by conv_forward_naive, got ConvCache",
+    ),
     ("nd_rank", lambda: conv_nd_naive(np.zeros((2, 3)), W), r"x must be 3-, 4- or 5-D"),
-    ("nd_reflect", lambda: conv_nd_naive(X, W, padding=5, padding_mode="reflect"), r"padding_mode='reflect' needs each pad < the input size"),
-    ("transpose_output_padding", lambda: conv_transpose_nd_naive(X, np.zeros((3, 2, 3, 3)), stride=2, output_padding=2), r"output_padding=2 along spatial axis 0 must be smaller"),
-    ("transpose_empty_output", lambda: conv_transpose_nd_naive(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)), padding=1), r"output would have size -1 along spatial axis 0"),
+    (
+        "nd_reflect",
+        lambda: conv_nd_naive(X, W, padding=5, padding_mode="reflect"),
+        r"padding_mode='reflect' needs each pad < the input size",
+    ),
+    (
+        "transpose_output_padding",
+        lambda: conv_transpose_nd_naive(X, np.zeros((3, 2, 3, 3)), stride=2, output_padding=2),
+        r"output_padding=2 along spatial axis 0 must be smaller",
+    ),
+    (
+        "transpose_empty_output",
+        lambda: conv_transpose_nd_naive(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)), padding=1),
+        r"output would have size -1 along spatial axis 0",
+    ),
     (
         "channel_mismatch",
         lambda: conv_forward_naive(X, np.zeros((4, 2, 3, 3)), None, {}),
