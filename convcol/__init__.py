@@ -27,6 +27,7 @@ from .conv import (
 )
 from .layers import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .validation import ConvError
+from .workspace import get_workspace_limit, workspace_limit
 
 __version__ = "0.1.0"
 
@@ -54,7 +55,9 @@ __all__ = [
     "conv_transpose2d_backward",
     "conv_transpose3d",
     "conv_transpose3d_backward",
+    "get_workspace_limit",
     "gradcheck",
     "im2col",
     "naive",
+    "workspace_limit",
 ]

@@ -33,6 +33,7 @@ from .validation import (
     parse_conv_param,
     per_axis,
 )
+from .workspace import get_workspace_limit
 
 __all__ = [
     "ConvCache",
@@ -57,9 +58,6 @@ __all__ = [
 IntOrTuple = int | tuple[int, ...]
 Padding = int | str | tuple[Any, ...]
 
-# Bytes of im2col columns held at once; the batch is processed in chunks that fit.
-_WORKSPACE_BYTES = 256 * 2**20
-
 
 def _kernels() -> Any:
     # Imported on first use so that `import convcol` does not pay for importing Numba.
@@ -68,9 +66,26 @@ def _kernels() -> Any:
     return kernels
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def _batch_step(geo: ConvGeometry, itemsize: int) -> int:
+    """Samples per chunk, so that a chunk's columns fit the workspace limit."""
+    per_sample = geo.channels * geo.window * geo.positions * itemsize
+    limit = get_workspace_limit()
+    if per_sample > limit:
+        raise ConvError(
+            f"one sample's im2col columns need {per_sample} bytes ({_mib(per_sample)}) but the "
+            f"workspace limit is {limit} bytes ({_mib(limit)}) (x.shape={geo.x_shape}, "
+            f"w.shape={geo.w_shape}); raise it with convcol.workspace_limit(nbytes) or the "
+            "CONVCOL_WORKSPACE_LIMIT environment variable"
+        )
+    return max(1, limit // max(1, per_sample))
+
+
 def _chunks(geo: ConvGeometry, itemsize: int) -> Iterator[tuple[int, int]]:
-    per_sample = max(1, geo.channels * geo.window * geo.positions * itemsize)
-    step = max(1, _WORKSPACE_BYTES // per_sample)
+    step = _batch_step(geo, itemsize)
     for n0 in range(0, geo.batch, step):
         yield n0, min(n0 + step, geo.batch)
 
@@ -286,6 +301,7 @@ def _prepare(
         expected = geo.x_shape if transposed else geo.out_shape
         check_dout(dout, expected, f"x.shape={x.shape}, w.shape={w.shape}")
     dtype = compute_dtype(x, w, b, dout)
+    _batch_step(geo, dtype.itemsize)  # refuse an impossible workspace before allocating
 
     def native(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.ascontiguousarray(a, dtype=dtype)

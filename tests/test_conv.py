@@ -115,16 +115,17 @@ def test_random_configs_match_oracle(config, dtype, api, seed):
     )
 
 
-def test_chunked_batch_matches_unchunked(rng, monkeypatch):
-    from convcol import conv
-
+def test_chunked_batch_matches_unchunked(rng):
     x = rng.standard_normal((7, 3, 9, 9))
     w = rng.standard_normal((4, 3, 3, 3))
     dout = rng.standard_normal((7, 4, 9, 9))
     whole = (convcol.conv2d(x, w, padding=1), *convcol.conv2d_backward(dout, x, w, padding=1))
     # A workspace for two samples' columns: the batch goes through in chunks of 2, 2, 2, 1.
-    monkeypatch.setattr(conv, "_WORKSPACE_BYTES", 2 * 3 * 9 * 81 * 8)
-    chunked = (convcol.conv2d(x, w, padding=1), *convcol.conv2d_backward(dout, x, w, padding=1))
+    with convcol.workspace_limit(2 * 3 * 9 * 81 * 8):
+        chunked = (
+            convcol.conv2d(x, w, padding=1),
+            *convcol.conv2d_backward(dout, x, w, padding=1),
+        )
     for a, c in zip(whole, chunked, strict=True):
         np.testing.assert_allclose(c, a, rtol=1e-13, atol=1e-13, strict=True)
 

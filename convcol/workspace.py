@@ -1,0 +1,86 @@
+"""The workspace limit: how many bytes of im2col columns one call may hold at once."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .validation import ConvError, as_int
+
+__all__ = ["DEFAULT_WORKSPACE_LIMIT", "get_workspace_limit", "workspace_limit"]
+
+#: The limit when neither :func:`workspace_limit` nor ``CONVCOL_WORKSPACE_LIMIT`` sets one.
+DEFAULT_WORKSPACE_LIMIT = 256 * 2**20
+
+_UNITS = {"": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20,
+          "MIB": 2**20, "G": 2**30, "GB": 2**30, "GIB": 2**30}
+
+# A context variable, so that a limit set in one thread (or asyncio task) is not seen by
+# calls running in another.
+_limit: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "convcol_workspace_limit", default=None
+)
+
+
+def _parse(text: str) -> int:
+    t = text.strip().upper().replace(" ", "")
+    digits = t.rstrip("KMGIB")
+    unit = t[len(digits):]
+    if not digits.isdigit() or unit not in _UNITS:
+        raise ConvError(
+            f"CONVCOL_WORKSPACE_LIMIT must be a number of bytes, optionally with a K, M or G "
+            f"suffix (e.g. 512M), got {text!r}"
+        )
+    return as_int("CONVCOL_WORKSPACE_LIMIT", int(digits) * _UNITS[unit], 1)
+
+
+def get_workspace_limit() -> int:
+    """The limit in force: the innermost :func:`workspace_limit`, else the environment's.
+
+    Examples
+    --------
+    >>> import convcol
+    >>> with convcol.workspace_limit(2**20):
+    ...     convcol.get_workspace_limit()
+    1048576
+    """
+    limit = _limit.get()
+    if limit is not None:
+        return limit
+    env = os.environ.get("CONVCOL_WORKSPACE_LIMIT")
+    return _parse(env) if env else DEFAULT_WORKSPACE_LIMIT
+
+
+@contextmanager
+def workspace_limit(nbytes: int) -> Iterator[int]:
+    """Cap the im2col workspace of the convolutions run inside the ``with`` block.
+
+    Every convolution processes its batch in chunks whose columns fit in ``nbytes`` (the
+    default is 256 MiB, or ``CONVCOL_WORKSPACE_LIMIT`` in bytes, e.g. ``512M``). A call whose
+    single sample needs more raises :class:`ConvError` before allocating anything, saying
+    how much it needs. The limit applies to the calling thread only.
+
+    Parameters
+    ----------
+    nbytes : int
+        The most bytes of columns held at once; >= 1.
+
+    Examples
+    --------
+    >>> import numpy as np, convcol
+    >>> x, w = np.ones((64, 16, 32, 32)), np.ones((16, 16, 3, 3))
+    >>> with convcol.workspace_limit(8 * 2**20):   # 8 MiB: chunks of 7 samples
+    ...     out = convcol.conv2d(x, w, padding=1)
+    >>> with convcol.workspace_limit(2**20):       # one sample needs 1.1 MiB
+    ...     convcol.conv2d(x, w, padding=1)
+    Traceback (most recent call last):
+    ...
+    convcol.ConvError: one sample's im2col columns need 1179648 bytes (1.1 MiB) but ...
+    """
+    token = _limit.set(as_int("nbytes", nbytes, 1))
+    try:
+        yield _limit.get()  # type: ignore[misc]
+    finally:
+        _limit.reset(token)
