@@ -268,13 +268,14 @@ def conv_transpose_nd_naive(x: Any, w: Any, b: Any = None, **options: Any) -> np
     Cog = a.w.shape[1]
     Cig = C_in // a.groups
     full = _full_size(a, a.x.shape[2:])
+    crop = _crop(a, full)
     y = np.zeros((N, Cog * a.groups, *full), a.dtype)
     for n in range(N):
         for ci in range(C_in):
             outs = a.group_slices(Cig, Cog, ci)  # input channel ci feeds its group's outputs
             for pos in np.ndindex(*a.x.shape[2:]):
                 y[(n, outs, *a.window(pos))] += a.x[(n, ci, *pos)] * a.w[ci]
-    y = y[_crop(a, full)]
+    y = y[crop]
     if a.b is not None:
         y = y + a.b.reshape((-1,) + (1,) * a.nd)
     return a.given_format(y)

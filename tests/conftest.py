@@ -13,6 +13,8 @@ settings.register_profile(
     "convcol", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("ci", parent=settings.get_profile("convcol"), max_examples=60)
+# A long soak for local use: HYPOTHESIS_PROFILE=soak python -m pytest -k "random or fuzz"
+settings.register_profile("soak", parent=settings.get_profile("convcol"), max_examples=1500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "convcol"))
 
 

@@ -284,6 +284,11 @@ BAD = [
         r"the transposed convolution's output would have size -1 along spatial axis 0",
     ),
     (
+        "transpose_spatial_0",
+        lambda: convcol.conv_transpose1d(np.zeros((1, 1, 0)), np.zeros((1, 1, 1)), stride=2),
+        r"output would have size -1 along spatial axis 0",
+    ),
+    (
         "transpose_dout",
         lambda: convcol.conv_transpose2d_backward(
             np.zeros((2, 2, 5, 5)), X, np.zeros((3, 2, 3, 3))
@@ -379,6 +384,12 @@ ORACLE_BAD = [
         "transpose_output_padding",
         lambda: conv_transpose_nd_naive(X, np.zeros((3, 2, 3, 3)), stride=2, output_padding=2),
         r"output_padding=2 along spatial axis 0 must be smaller",
+    ),
+    (
+        # Regression (found by fuzzing): the oracle allocated before checking this size.
+        "transpose_spatial_0",
+        lambda: conv_transpose_nd_naive(np.zeros((1, 1, 0)), np.zeros((1, 1, 1)), stride=2),
+        r"output would have size -1 along spatial axis 0",
     ),
     (
         "transpose_empty_output",

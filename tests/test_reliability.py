@@ -1,0 +1,521 @@
+"""Reliability: nothing lost, every layout, edge sizes, non-finite values, threads, metamorphic
+relations and fuzzing over valid and invalid arguments. See docs/reliability.md."""
+
+from __future__ import annotations
+
+import math
+import threading
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from conftest import assert_close
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+import convcol
+from convcol import ConvError
+from convcol.naive import (
+    conv_nd_backward_naive,
+    conv_nd_naive,
+    conv_transpose_nd_backward_naive,
+    conv_transpose_nd_naive,
+)
+
+
+def public_calls(seed: int = 0) -> dict[str, tuple]:
+    """One call of every public function: name -> (function, positional args, keywords)."""
+    rng = np.random.default_rng(seed)
+    n = rng.standard_normal
+    x1, w1, b = n((2, 3, 9)), n((4, 3, 3)), n(4)
+    x2, w2 = n((2, 3, 7, 6)), n((4, 3, 3, 2))
+    x3, w3 = n((1, 3, 4, 5, 4)), n((4, 3, 2, 3, 2))
+    wt2 = n((3, 2, 3, 3))
+    x2l = n((2, 7, 6, 3))
+    kw = {"stride": 2, "padding": 1}
+    calls = {
+        "conv1d": (convcol.conv1d, (x1, w1, b), {**kw, "padding_mode": "reflect"}),
+        "conv2d": (convcol.conv2d, (x2, w2, b), kw),
+        "conv2d_channels_last": (
+            convcol.conv2d,
+            (x2l, w2, b),
+            {**kw, "data_format": "channels_last"},
+        ),
+        "conv3d": (convcol.conv3d, (x3, w3, b), {**kw, "padding_mode": "circular"}),
+        "conv_transpose2d": (
+            convcol.conv_transpose2d,
+            (x2, wt2, n(2)),
+            {**kw, "output_padding": 1},
+        ),
+        "conv_transpose1d": (convcol.conv_transpose1d, (x1, n((3, 2, 3)), None), kw),
+        "conv_transpose3d": (
+            convcol.conv_transpose3d,
+            (x3, n((3, 1, 2, 2, 2)), None),
+            {"stride": 2},
+        ),
+        "im2col": (convcol.im2col, (x2, (3, 2)), kw),
+    }
+    for name in list(calls):
+        fn, args, options = calls[name]
+        if name == "im2col":
+            cols = fn(*args, **options)
+            calls["col2im"] = (convcol.col2im, (n(cols.shape), x2.shape, (3, 2)), kw)
+            continue
+        out = fn(*args, **options)
+        backward = getattr(convcol, fn.__name__ + "_backward")
+        calls[name + "_backward"] = (backward, (n(out.shape), *args[:2]), options)
+    out, _ = convcol.conv_forward(x2, w2, b, {"stride": 2, "pad": 1})
+    calls["conv_forward"] = (convcol.conv_forward, (x2, w2, b, {"stride": 2, "pad": 1}), {})
+    calls["conv_backward"] = (
+        lambda dout, x, w, b_: convcol.conv_backward(
+            dout, convcol.conv_forward(x, w, b_, {"stride": 2, "pad": 1})[1]
+        ),
+        (n(out.shape), x2, w2, b),
+        {},
+    )
+    return calls
+
+
+CALLS = public_calls()
+
+
+def _arrays(result) -> list[np.ndarray]:
+    if isinstance(result, np.ndarray):
+        return [result]
+    return [r for r in result if isinstance(r, np.ndarray)]  # drops a ConvCache
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_nothing_lost(name):
+    """Inputs bit-identical afterwards; results share no memory; repeats are bit-identical."""
+    fn, args, options = CALLS[name]
+    before = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    first = _arrays(fn(*args, **options))
+    second = _arrays(fn(*args, **options))
+    for a, a0 in zip(args, before, strict=True):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, a0, strict=True)
+    for i, r in enumerate(first):
+        for a in args:
+            if isinstance(a, np.ndarray):
+                assert not np.shares_memory(r, a), f"result {i} shares memory with an input"
+        for j, other in enumerate(first):
+            if i != j:
+                assert not np.shares_memory(r, other), f"results {i} and {j} share memory"
+    for r1, r2 in zip(first, second, strict=True):
+        np.testing.assert_array_equal(r2, r1, strict=True)
+
+
+def _odd_layouts(a: np.ndarray) -> dict[str, np.ndarray]:
+    """The same values as ``a`` in every memory layout the fast path must accept."""
+    ro = a.copy()
+    ro.flags.writeable = False
+    wide = np.zeros((*a.shape[:-1], 2 * a.shape[-1]), a.dtype)
+    wide[..., ::2] = a
+    flipped = np.flip(a).copy()
+    unaligned = np.zeros(a.nbytes + 1, np.uint8)[1:].view(a.dtype).reshape(a.shape)
+    unaligned[...] = a
+    stacked = np.broadcast_to(a, (2, *a.shape))[1]  # stride-0 along a dropped axis
+    return {
+        "fortran": np.asfortranarray(a),
+        "non_contiguous": wide[..., ::2],
+        "negative_strides": np.flip(flipped),
+        "read_only": ro,
+        "big_endian": a.astype(a.dtype.newbyteorder(">")),
+        "unaligned": unaligned,
+        "broadcast_view": stacked,
+    }
+
+
+LAYOUTS = list(_odd_layouts(np.zeros((2, 2))))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("name", list(CALLS))
+def test_odd_layouts_give_identical_results(name, layout):
+    fn, args, options = CALLS[name]
+    expected = _arrays(fn(*args, **options))
+    odd = [_odd_layouts(a)[layout] if isinstance(a, np.ndarray) else a for a in args]
+    got = _arrays(fn(*odd, **options))
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e, strict=True)
+
+
+def test_true_broadcast_dout_from_a_sum():
+    # The gradient of out.sum() is np.broadcast_to(1.0, out.shape): every stride is 0.
+    x, w = np.ones((2, 3, 5, 5)), np.ones((4, 3, 3, 3))
+    dout = np.broadcast_to(np.float64(1.0), (2, 4, 3, 3))
+    dx, dw, db = convcol.conv2d_backward(dout, x, w)
+    np.testing.assert_array_equal(db, np.full(4, 18.0), strict=True)
+    np.testing.assert_array_equal(dw, np.full((4, 3, 3, 3), 18.0), strict=True)
+    assert dx[0, 0, 2, 2] == 4 * 9  # the centre pixel is under all 9 windows of 4 filters
+
+
+EDGE = [
+    # (name, function, x shape, w shape, options)
+    ("batch_0", "conv2d", (0, 3, 5, 5), (2, 3, 3, 3), {"padding": 1}),
+    ("channels_0", "conv2d", (2, 0, 5, 5), (2, 0, 3, 3), {"padding": 1}),
+    ("filters_0", "conv2d", (2, 3, 5, 5), (0, 3, 3, 3), {}),
+    (
+        "batch_0_channels_last",
+        "conv2d",
+        (0, 5, 5, 16),
+        (8, 16, 3, 3),
+        {"data_format": "channels_last"},
+    ),
+    ("batch_0_transposed", "conv_transpose2d", (0, 3, 4, 4), (3, 2, 3, 3), {"stride": 2}),
+    ("channels_0_transposed", "conv_transpose1d", (2, 0, 4), (0, 2, 3), {}),
+    ("batch_0_conv3d", "conv3d", (0, 2, 3, 3, 3), (2, 2, 2, 2, 2), {}),
+    ("input_1x1", "conv2d", (2, 3, 1, 1), (4, 3, 1, 1), {}),
+    ("input_1_padded", "conv1d", (2, 2, 1), (3, 2, 3), {"padding": 1}),
+    ("kernel_equals_padded_input", "conv2d", (2, 2, 3, 4), (3, 2, 5, 6), {"padding": 1}),
+    ("huge_stride", "conv2d", (2, 2, 6, 7), (2, 2, 2, 2), {"stride": 1000}),
+    ("output_exactly_1", "conv3d", (1, 2, 3, 3, 3), (2, 2, 3, 3, 3), {}),
+    ("transposed_input_1", "conv_transpose2d", (1, 2, 1, 1), (2, 3, 2, 2), {"stride": 5}),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "function", "x_shape", "w_shape", "options"), EDGE, ids=[e[0] for e in EDGE]
+)
+def test_edge_sizes(name, function, x_shape, w_shape, options, rng):
+    transposed = "transpose" in function
+    oracle = conv_transpose_nd_naive if transposed else conv_nd_naive
+    oracle_backward = conv_transpose_nd_backward_naive if transposed else conv_nd_backward_naive
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    ref = oracle(x, w, **options)
+    out = getattr(convcol, function)(x, w, **options)
+    assert_close(out, ref, np.float64, 100)
+    dout = rng.standard_normal(out.shape)
+    got = getattr(convcol, function + "_backward")(dout, x, w, **options)
+    want = oracle_backward(dout, x, w, **options)
+    for g, e in zip(got, want, strict=True):
+        assert_close(g, e, np.float64, 100)
+    # Where a sum has no terms the result is exactly zero (or empty), never garbage.
+    if x_shape[0] == 0:
+        assert out.size == 0 and not any(np.any(g) for g in got)
+    if 0 in (x_shape[1], w_shape[0]):
+        assert not np.any(out) and not np.any(got[0]) and not np.any(got[1])
+
+
+NONFINITE_SPOTS = {"start": 0, "middle": None, "end": -1}
+
+
+# inf * 0 (a padded zero, or an inf against a zero weight) is NaN and NumPy warns about it,
+# in the oracle and the fast path alike.
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", list(NONFINITE_SPOTS))
+@pytest.mark.parametrize("target", ["x", "w"])
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_non_finite_values_propagate_like_the_oracle(value, where, target, layout, rng):
+    x = rng.standard_normal((2, 10, 6, 5))
+    w = rng.standard_normal((10, 10, 3, 3))
+    arr = x if target == "x" else w
+    flat = arr.reshape(-1)
+    spot = NONFINITE_SPOTS[where]
+    flat[flat.size // 2 if spot is None else spot] = value
+    options = {"stride": 1, "padding": 1}
+    if layout == "channels_last":
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        options["data_format"] = "channels_last"
+    ref = conv_nd_naive(x, w, **options)
+    out = convcol.conv2d(x, w, **options)
+    # assert_allclose demands NaN where the oracle has NaN and the same infinities, so a
+    # masked or spread non-finite value fails it.
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10, strict=True)
+    assert np.isnan(out).any() or np.isinf(out).any()
+    assert np.isfinite(out).any(), "a single non-finite input must not poison every output"
+    dout = rng.standard_normal(out.shape)
+    for g, e in zip(
+        convcol.conv2d_backward(dout, x, w, **options),
+        conv_nd_backward_naive(dout, x, w, **options),
+        strict=True,
+    ):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-9, strict=True)
+
+
+def test_threads_with_mixed_kinds_and_dtypes_match_serial():
+    names = [n for n in CALLS if n not in ("conv_backward",)]
+    jobs = []
+    for i, name in enumerate(names * 2):
+        fn, args, options = CALLS[name]
+        dtype = (np.float64, np.float32)[i % 2]
+        cast = tuple(a.astype(dtype) if isinstance(a, np.ndarray) else a for a in args)
+        jobs.append((fn, cast, options))
+    serial = [_arrays(fn(*args, **options)) for fn, args, options in jobs]
+    barrier = threading.Barrier(4)
+
+    def run(i):
+        if i < 4:
+            barrier.wait()  # start the first four together
+        fn, args, options = jobs[i % len(jobs)]
+        return _arrays(fn(*args, **options))
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, range(3 * len(jobs))))
+    for i, got in enumerate(results):
+        for g, s in zip(got, serial[i % len(jobs)], strict=True):
+            np.testing.assert_array_equal(g, s, strict=True)
+
+
+def test_workspace_limit_is_per_thread():
+    seen = {}
+
+    def other():
+        seen["other"] = convcol.get_workspace_limit()
+
+    with convcol.workspace_limit(12345):
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        seen["here"] = convcol.get_workspace_limit()
+    assert seen["here"] == 12345
+    assert seen["other"] == convcol.get_workspace_limit() != 12345
+
+
+class TestMetamorphic:
+    def test_grouped_equals_per_group_concatenated(self, rng):
+        x = rng.standard_normal((2, 6, 7, 7))
+        w = rng.standard_normal((9, 2, 3, 3))
+        whole = convcol.conv2d(x, w, padding=1, groups=3)
+        parts = [
+            convcol.conv2d(x[:, 2 * g : 2 * g + 2], w[3 * g : 3 * g + 3], padding=1)
+            for g in range(3)
+        ]
+        np.testing.assert_allclose(
+            whole, np.concatenate(parts, axis=1), rtol=1e-13, atol=1e-13, strict=True
+        )
+
+    def test_padding_equals_np_pad_then_no_padding(self, rng):
+        x = rng.standard_normal((2, 3, 6, 5))
+        w = rng.standard_normal((4, 3, 3, 3))
+        pads = ((2, 1), (0, 3))
+        np.testing.assert_allclose(
+            convcol.conv2d(x, w, padding=pads, stride=2),
+            convcol.conv2d(np.pad(x, ((0, 0), (0, 0), *pads)), w, stride=2),
+            rtol=1e-13,
+            atol=1e-13,
+            strict=True,
+        )
+
+    def test_batch_slicing_commutes(self, rng):
+        x = rng.standard_normal((6, 3, 8, 8))
+        w = rng.standard_normal((4, 3, 3, 3))
+        whole = convcol.conv2d(x, w, padding=1)
+        dout = rng.standard_normal(whole.shape)
+        dx, _, _ = convcol.conv2d_backward(dout, x, w, padding=1)
+        for lo, hi in [(0, 1), (2, 5), (5, 6)]:
+            np.testing.assert_allclose(
+                convcol.conv2d(x[lo:hi], w, padding=1),
+                whole[lo:hi],
+                rtol=1e-13,
+                atol=1e-13,
+                strict=True,
+            )
+            part, _, _ = convcol.conv2d_backward(dout[lo:hi], x[lo:hi], w, padding=1)
+            np.testing.assert_allclose(part, dx[lo:hi], rtol=1e-13, atol=1e-13, strict=True)
+
+    @pytest.mark.parametrize(
+        ("size", "k", "stride", "dilation", "pads"),
+        [
+            (7, 3, 1, 1, (1, 1)),
+            (8, 4, 1, 1, (1, 2)),
+            (7, 3, 2, 1, (1, 1)),
+            (8, 3, 2, 1, (0, 1)),
+            (9, 3, 3, 2, (1, 1)),
+            (5, 1, 2, 1, (0, 0)),
+        ],
+    )
+    def test_same_equals_its_explicit_pads(self, size, k, stride, dilation, pads, rng):
+        # Pads worked out by hand from TensorFlow's rule: out = ceil(n / s),
+        # total = (out - 1) * s + (k - 1) * d + 1 - n, before = total // 2.
+        x = rng.standard_normal((1, 2, size))
+        w = rng.standard_normal((3, 2, k))
+        same = convcol.conv1d(x, w, padding="same", stride=stride, dilation=dilation)
+        explicit = convcol.conv1d(x, w, padding=(pads,), stride=stride, dilation=dilation)
+        assert same.shape[-1] == math.ceil(size / stride)
+        np.testing.assert_array_equal(same, explicit, strict=True)
+
+
+class TestWorkspace:
+    def test_peak_memory_stays_under_limit(self, rng):
+        # tracemalloc sees NumPy's allocations. The peak may exceed the limit by the arrays
+        # the call returns or keeps (output, gradients, the converted inputs) and not more.
+        x = rng.standard_normal((32, 8, 24, 24))
+        w = rng.standard_normal((8, 8, 3, 3))
+        dout = rng.standard_normal((32, 8, 24, 24))
+        limit = 512 * 2**10  # a sample's columns are 8 * 9 * 576 * 8 = 331776 bytes
+        with convcol.workspace_limit(limit):
+            convcol.conv2d(x, w, padding=1)  # compile outside the measurement
+            for call, results in [
+                (lambda: convcol.conv2d(x, w, padding=1), x.nbytes),
+                (
+                    lambda: convcol.conv2d_backward(dout, x, w, padding=1),
+                    x.nbytes + w.nbytes + 2 * dout.nbytes,
+                ),
+            ]:
+                tracemalloc.start()
+                call()
+                _, peak = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
+                assert peak <= limit + results + 64 * 2**10, (peak, limit, results)
+
+    def test_whole_batch_columns_would_be_far_larger(self, rng):
+        # The same call without a limit small enough would hold all 32 samples' columns.
+        x = rng.standard_normal((32, 8, 24, 24))
+        w = rng.standard_normal((8, 8, 3, 3))
+        tracemalloc.start()
+        convcol.conv2d(x, w, padding=1)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak >= 32 * 331776
+
+    def test_refused_before_allocating_with_the_size_needed(self, rng):
+        x = np.zeros((4, 64, 100, 100))
+        w = np.zeros((8, 64, 5, 5))
+        tracemalloc.start()
+        with (
+            convcol.workspace_limit(2**20),
+            pytest.raises(
+                ConvError,
+                match=r"one sample's im2col columns need 128000000 bytes \(122.1 MiB\) "
+                r"but the workspace limit is 1048576 bytes",
+            ),
+        ):
+            convcol.conv2d(x, w, padding=2)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < 2**20
+
+    def test_environment_variable(self, monkeypatch):
+        monkeypatch.setenv("CONVCOL_WORKSPACE_LIMIT", "3M")
+        assert convcol.get_workspace_limit() == 3 * 2**20
+        monkeypatch.setenv("CONVCOL_WORKSPACE_LIMIT", "lots")
+        with pytest.raises(ConvError, match=r"CONVCOL_WORKSPACE_LIMIT must be a number of bytes"):
+            convcol.get_workspace_limit()
+
+    def test_bad_limit(self):
+        with pytest.raises(ConvError, match=r"nbytes must be >= 1, got 0"):
+            with convcol.workspace_limit(0):
+                pass
+
+
+# Fuzzing: any arguments, valid or not. The fast path must give the oracle's answer or raise
+# ConvError exactly when the oracle does; any other exception is a failure. Each example is a
+# coherent convolution with, half the time, one argument spoiled.
+BAD_VALUES = [0, -1, 1.5, "2", None, True, (1, 2, 3, 4), [1], 2.0, 2**70]
+SPOILERS = [
+    "x_rank",
+    "w_rank",
+    "channels",
+    "dtype",
+    "stride",
+    "dilation",
+    "groups",
+    "padding",
+    "padding_mode",
+    "data_format",
+    "output_padding",
+    "bias",
+]
+
+
+@st.composite
+def anything(draw):
+    nd = draw(st.integers(1, 3))
+    transposed = draw(st.booleans())
+    groups = draw(st.integers(1, 2))
+    cg, fg = draw(st.integers(0, 2)), draw(st.integers(1, 2))
+    kernel = [draw(st.integers(1, 3)) for _ in range(nd)]
+    dilation = draw(st.integers(1, 2))
+    # Mostly at least the kernel's extent, sometimes a little less (then padding must help).
+    sizes = [(k - 1) * dilation + 1 + draw(st.integers(-1, 3)) for k in kernel]
+    channels_last = draw(st.booleans())
+    options = {
+        "stride": tuple(draw(st.integers(1, 3)) for _ in range(nd)),
+        "dilation": dilation,
+        "groups": groups,
+        "padding": draw(
+            st.one_of(
+                st.integers(0, 2),
+                st.sampled_from(["valid", "same"]),
+                st.tuples(*[st.tuples(st.integers(0, 2), st.integers(0, 2))] * nd),
+            )
+        ),
+        "padding_mode": draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"])),
+        "data_format": "channels_last" if channels_last else "channels_first",
+    }
+    if transposed:
+        options["padding_mode"] = "zeros"
+        if options["padding"] == "same":
+            options["padding"] = 0
+        options["output_padding"] = draw(st.integers(0, 1))
+        w_shape = [groups * cg, fg, *kernel]
+        out_channels = groups * fg
+    else:
+        w_shape = [groups * fg, cg, *kernel]
+        out_channels = groups * fg
+    x_shape = [draw(st.integers(0, 2)), groups * cg, *sizes]
+    if channels_last:
+        x_shape = [x_shape[0], *sizes, groups * cg]
+    dtype, bias = np.float64, draw(st.booleans())
+    spoil = draw(st.sampled_from([None] * len(SPOILERS) + SPOILERS))
+    if spoil == "output_padding" and not transposed:
+        spoil = None  # not an argument of a convolution at all (a TypeError, as it should be)
+    if spoil == "x_rank":
+        x_shape = x_shape[:-1] if draw(st.booleans()) else [*x_shape, 2]
+    elif spoil == "w_rank":
+        w_shape = w_shape[:-1]
+    elif spoil == "channels":
+        w_shape[0 if transposed else 1] += 1
+    elif spoil == "dtype":
+        dtype = draw(st.sampled_from([np.int64, np.float32, np.bool_, np.complex128]))
+    elif spoil in ("stride", "dilation", "groups", "padding", "output_padding"):
+        options[spoil] = draw(st.sampled_from(BAD_VALUES))
+    elif spoil in ("padding_mode", "data_format"):
+        options[spoil] = draw(st.sampled_from(["mirror", "NCHW", 0, None]))
+    elif spoil == "bias":
+        out_channels += 1
+    event(f"spoiled {spoil}")
+    return nd, transposed, tuple(x_shape), tuple(w_shape), dtype, options, bias, out_channels
+
+
+def _outcome(fn):
+    try:
+        return fn(), None
+    except ConvError as e:
+        return None, e
+
+
+@given(case=anything(), seed=st.integers(0, 2**16))
+def test_fuzz_any_arguments(case, seed):
+    nd, transposed, x_shape, w_shape, dtype, options, bias, out_channels = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(out_channels) if bias else None
+    name = f"conv_transpose{nd}d" if transposed else f"conv{nd}d"
+    fast, oracle = (
+        getattr(convcol, name),
+        (conv_transpose_nd_naive if transposed else conv_nd_naive),
+    )
+    got, fast_error = _outcome(lambda: fast(x, w, b, **options))
+    want, oracle_error = _outcome(lambda: oracle(x, w, b, **options))
+    event("refused" if fast_error is not None else "computed")
+    if oracle_error is not None or fast_error is not None:
+        # A wrong-rank x is the one thing the oracle (which takes any rank) reads differently.
+        assert (fast_error is None) == (oracle_error is None) or x.ndim != nd + 2, (
+            fast_error,
+            oracle_error,
+        )
+        return
+    assert_close(got, want, np.result_type(got.dtype), 4 * max(1, math.prod(w_shape[1:])))
+    dout = rng.standard_normal(got.shape)
+    backward = getattr(convcol, name + "_backward")
+    oracle_backward = conv_transpose_nd_backward_naive if transposed else conv_nd_backward_naive
+    for g, e in zip(
+        backward(dout, x, w, **options), oracle_backward(dout, x, w, **options), strict=True
+    ):
+        assert_close(g, e, g.dtype, 4 * max(1, dout.size, math.prod(w_shape)))
