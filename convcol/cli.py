@@ -91,15 +91,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_bench = sub.add_parser(
-        "bench", help="time convcol against the naive loops on the classic cs231n case"
+        "bench",
+        help="the naive loops against convcol on the cs231n case, then the benchmark suite "
+        "against PyTorch and NumPy's GEMM",
     )
-    p_bench.add_argument("--repeat", type=int, default=5, help="timed convcol runs (best counts)")
+    p_bench.add_argument("--quick", action="store_true",
+                         help="a few shapes and repeats (under a minute)")
+    p_bench.add_argument("--shapes", nargs="+", metavar="NAME",
+                         help="run only these shapes (see --list)")
+    p_bench.add_argument("--list", action="store_true", help="list the shapes and exit")
+    p_bench.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
+    p_bench.add_argument("--repeat", type=int, default=None,
+                         help="timed rounds per shape (default 7, 3 with --quick)")
+    p_bench.add_argument("--no-naive", action="store_true",
+                         help="skip the naive-loops comparison")
+    p_bench.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
+    p_bench.add_argument("--plot", metavar="PATH",
+                         help="also draw the ratios to PyTorch as a PNG (needs matplotlib)")
     p_bench.add_argument("--seed", type=int, default=0, help="seed of the random data")
     args = parser.parse_args(argv)
     if args.command == "bench":
-        if args.repeat < 1:
+        from . import bench as suite
+
+        if args.list:
+            for s in suite.SHAPES:
+                print(f"{s.name:22} N={s.n} C={s.c} F={s.f} {s.h}x{s.w} k={s.kernel} "
+                      f"s={s.stride} p={s.padding} groups={s.groups}")
+            return 0
+        repeat = args.repeat if args.repeat is not None else (3 if args.quick else 7)
+        if repeat < 1:
             parser.error("--repeat must be >= 1")
-        bench(repeat=args.repeat, seed=args.seed)
+        known = {s.name for s in suite.SHAPES}
+        unknown = sorted(set(args.shapes or ()) - known)
+        if unknown:
+            parser.error(f"unknown shape(s) {unknown}; --list shows them")
+        if not args.no_naive:
+            bench(repeat=repeat, seed=args.seed)
+            print()
+        names = args.shapes or (suite.QUICK if args.quick else None)
+        dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+        results = suite.run_suite(names, dtypes, repeat=repeat,
+                                  budget_s=3.0 if args.quick else 20.0)
+        if args.json:
+            suite.write_json(results, args.json)
+        if args.plot:
+            suite.plot(results, args.plot)
     return 0
 
 
