@@ -199,6 +199,8 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
         return _last(_forward(_first(x), w, b, replace(geo, channels_last=False)))
     if geo.padding_mode != "zeros":
         x, geo = _pad(x, geo), geo.padded()
+    if _is_depthwise(geo):
+        return _depthwise_forward(x, w, b, geo)
     dtype = x.dtype
     G, P = geo.groups, geo.positions
     Fg = geo.filters // G
@@ -235,6 +237,18 @@ def _backward(
     outer = geo
     if geo.padding_mode != "zeros":
         x, geo = (None if x is None else _pad(x, geo)), geo.padded()
+    if _is_depthwise(geo):
+        dx, dw = _depthwise_backward(dout, x, w, geo, want_dx)
+    else:
+        dx, dw = _gemm_backward(dout, x, w, geo, want_dx)
+    if dx is not None and outer.padding_mode != "zeros":
+        dx = _fold(dx, outer)
+    return dx, dw
+
+
+def _gemm_backward(
+    dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     dtype = dout.dtype
     G, P = geo.groups, geo.positions
     Fg = geo.filters // G
@@ -271,9 +285,47 @@ def _backward(
             Cg = geo.channels // G
             dwg = dwg.reshape(G, geo.window, Cg, Fg).transpose(0, 3, 2, 1)
         dw = np.ascontiguousarray(dwg).reshape(geo.w_shape)
-    if dx is not None and outer.padding_mode != "zeros":
-        dx = _fold(dx, outer)
     return dx, dw
+
+
+def _is_depthwise(geo: ConvGeometry) -> bool:
+    # One input channel per group: the direct kernels (channels-first data only; narrow
+    # groups of channels-last data were already moved to channels-first).
+    return geo.groups > 1 and geo.groups == geo.channels and not geo.channels_last
+
+
+def _depthwise_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry
+) -> np.ndarray:
+    _, stride, pad, dilation, _, _ = geo.kernel_args()
+    out = np.empty(geo.out_shape, x.dtype)
+    _kernels().depthwise_forward(_as5d(x, geo, geo.channels), _w5d(w, geo),
+                                 _as5d(out, geo, geo.filters), stride, pad, dilation)
+    if b is not None:
+        out += b.reshape((-1,) + (1,) * geo.nd)
+    return out
+
+
+def _depthwise_backward(
+    dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    k = _kernels()
+    _, stride, pad, dilation, _, _ = geo.kernel_args()
+    dout5 = _as5d(dout, geo, geo.filters)
+    dx = dw = None
+    if want_dx:
+        dx = np.empty(geo.x_shape, dout.dtype)
+        k.depthwise_backward_input(dout5, _w5d(w, geo), _as5d(dx, geo, geo.channels), stride,
+                                   pad, dilation)
+    if x is not None:
+        dw = np.zeros(geo.w_shape, dout.dtype)
+        k.depthwise_backward_weight(_as5d(x, geo, geo.channels), dout5, _w5d(dw, geo), stride,
+                                    pad, dilation)
+    return dx, dw
+
+
+def _w5d(w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    return w.reshape(w.shape[:2] + geo.kernel_args()[0])
 
 
 def _bias_grad(dout: np.ndarray, geo: ConvGeometry) -> np.ndarray:

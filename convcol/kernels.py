@@ -150,3 +150,101 @@ def col2im_cl(cols, dx, kernel, stride, pad, dilation, out_size, groups):
                                     for c in range(Cg):
                                         dx[n, i_d, i_h, i_w, g * Cg + c] += cols[row, col + c]
                     row += 1
+
+
+# Depthwise convolution (one input channel per group, groups == C, F = m * C) computed
+# directly: an im2col would copy each input value K times for a GEMM of inner size K. The
+# innermost loops run along a row of the output, contiguous in memory.
+
+
+@numba.njit(cache=True, nogil=True)
+def depthwise_forward(x, w, out, stride, pad, dilation):
+    N, C, D, H, W = x.shape
+    _, F, OD, OH, OW = out.shape
+    _, _, KD, KH, KW = w.shape
+    m = F // C
+    for n in range(N):
+        for f in range(F):
+            c = f // m
+            out[n, f] = 0
+            for kd in range(KD):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        wv = w[f, 0, kd, kh, kw]
+                        off_w = kw * dilation[2] - pad[2]
+                        lo, hi = _valid_range(off_w, stride[2], W, OW)
+                        for od in range(OD):
+                            i_d = od * stride[0] + kd * dilation[0] - pad[0]
+                            if i_d < 0 or i_d >= D:
+                                continue
+                            for oh in range(OH):
+                                i_h = oh * stride[1] + kh * dilation[1] - pad[1]
+                                if i_h < 0 or i_h >= H:
+                                    continue
+                                # Row views: plain 1-D loops that LLVM vectorises.
+                                orow = out[n, f, od, oh, lo:hi]
+                                xrow = x[n, c, i_d, i_h, lo * stride[2] + off_w:]
+                                for j in range(orow.shape[0]):
+                                    orow[j] += wv * xrow[j * stride[2]]
+
+
+@numba.njit(cache=True, nogil=True)
+def depthwise_backward_input(dout, w, dx, stride, pad, dilation):
+    N, C, D, H, W = dx.shape
+    _, F, OD, OH, OW = dout.shape
+    _, _, KD, KH, KW = w.shape
+    m = F // C
+    for n in range(N):
+        for c in range(C):
+            dx[n, c] = 0
+            for f in range(c * m, (c + 1) * m):
+                for kd in range(KD):
+                    for kh in range(KH):
+                        for kw in range(KW):
+                            wv = w[f, 0, kd, kh, kw]
+                            off_w = kw * dilation[2] - pad[2]
+                            lo, hi = _valid_range(off_w, stride[2], W, OW)
+                            for od in range(OD):
+                                i_d = od * stride[0] + kd * dilation[0] - pad[0]
+                                if i_d < 0 or i_d >= D:
+                                    continue
+                                for oh in range(OH):
+                                    i_h = oh * stride[1] + kh * dilation[1] - pad[1]
+                                    if i_h < 0 or i_h >= H:
+                                        continue
+                                    grow = dout[n, f, od, oh, lo:hi]
+                                    dxrow = dx[n, c, i_d, i_h, lo * stride[2] + off_w:]
+                                    for j in range(grow.shape[0]):
+                                        dxrow[j * stride[2]] += wv * grow[j]
+
+
+# Reassociation lets LLVM vectorise the dot products; no-NaN/no-inf assumptions stay off so
+# that non-finite values propagate exactly.
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def depthwise_backward_weight(x, dout, dw, stride, pad, dilation):
+    N, C, D, H, W = x.shape
+    _, F, OD, OH, OW = dout.shape
+    _, _, KD, KH, KW = dw.shape
+    m = F // C
+    for f in range(F):
+        c = f // m
+        for kd in range(KD):
+            for kh in range(KH):
+                for kw in range(KW):
+                    off_w = kw * dilation[2] - pad[2]
+                    lo, hi = _valid_range(off_w, stride[2], W, OW)
+                    acc = dw[f, 0, kd, kh, kw]  # zeroed by the caller; sets acc's dtype
+                    for n in range(N):
+                        for od in range(OD):
+                            i_d = od * stride[0] + kd * dilation[0] - pad[0]
+                            if i_d < 0 or i_d >= D:
+                                continue
+                            for oh in range(OH):
+                                i_h = oh * stride[1] + kh * dilation[1] - pad[1]
+                                if i_h < 0 or i_h >= H:
+                                    continue
+                                grow = dout[n, f, od, oh, lo:hi]
+                                xrow = x[n, c, i_d, i_h, lo * stride[2] + off_w:]
+                                for j in range(grow.shape[0]):
+                                    acc += xrow[j * stride[2]] * grow[j]
+                    dw[f, 0, kd, kh, kw] = acc
