@@ -17,7 +17,7 @@ and its backward pass that convolution's forward pass and ``dw``: no second engi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -70,40 +70,74 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-def _batch_step(geo: ConvGeometry, itemsize: int) -> int:
-    """Samples per chunk, so that a chunk's columns fit the workspace limit."""
-    per_sample = geo.channels * geo.window * geo.positions * itemsize
+# im2col fills the columns a chunk at a time and the GEMM reads them straight back, so a
+# chunk should stay in cache between the two, yet give the GEMM enough columns to run at
+# speed. Measured (docs/benchmarks.md): 4 MiB was best or near best on every dense shape.
+_CHUNK_BYTES = 4 * 2**20
+# The thread's column buffer is kept between calls (page faults on a fresh buffer cost more
+# than filling it) unless it is larger than this.
+_KEEP_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Samples ``n0:n1`` and, of each, output rows ``r0:r1`` (a row is OW positions)."""
+
+    n0: int
+    n1: int
+    r0: int
+    r1: int
+    whole: bool  # whole samples: r0 == 0 and r1 is every row
+
+    @property
+    def columns(self) -> int:
+        return (self.n1 - self.n0) * (self.r1 - self.r0)
+
+
+def _rows(geo: ConvGeometry) -> tuple[int, int]:
+    """(rows per sample, positions per row): a row is one (od, oh) line of OW outputs."""
+    *_, out_size = geo.kernel_args()
+    return out_size[0] * out_size[1], out_size[2]
+
+
+def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
+    """The chunks a convolution's columns are built in, each within the workspace limit."""
+    rows, width = _rows(geo)
+    row_bytes = geo.channels * geo.window * width * itemsize
     limit = get_workspace_limit()
-    if per_sample > limit:
+    if row_bytes > limit:
         raise ConvError(
-            f"one sample's im2col columns need {per_sample} bytes ({_mib(per_sample)}) but the "
-            f"workspace limit is {limit} bytes ({_mib(limit)}) (x.shape={geo.x_shape}, "
+            f"one output row's im2col columns need {row_bytes} bytes ({_mib(row_bytes)}) but "
+            f"the workspace limit is {limit} bytes ({_mib(limit)}) (x.shape={geo.x_shape}, "
             f"w.shape={geo.w_shape}); raise it with convcol.workspace_limit(nbytes) or the "
             "CONVCOL_WORKSPACE_LIMIT environment variable"
         )
-    return max(1, limit // max(1, per_sample))
+    budget = min(limit, max(_CHUNK_BYTES, row_bytes))
+    sample_bytes = max(1, row_bytes * rows)
+    if sample_bytes <= budget:
+        step = budget // sample_bytes
+        return [_Chunk(n0, min(n0 + step, geo.batch), 0, rows, True)
+                for n0 in range(0, geo.batch, step)]
+    step = max(1, budget // max(1, row_bytes))
+    return [_Chunk(n, n + 1, r0, min(r0 + step, rows), False)
+            for n in range(geo.batch) for r0 in range(0, rows, step)]
 
 
-def _chunks(geo: ConvGeometry, itemsize: int) -> Iterator[tuple[int, int]]:
-    step = _batch_step(geo, itemsize)
-    for n0 in range(0, geo.batch, step):
-        yield n0, min(n0 + step, geo.batch)
+_local = threading.local()
 
 
-class _Workspace:
-    """One flat buffer, handed out as C-contiguous column matrices for ``nb`` samples."""
-
-    def __init__(self, geo: ConvGeometry, dtype: np.dtype) -> None:
-        self.taps = geo.channels * geo.window
-        self.positions = geo.positions
-        self.channels_last = geo.channels_last
-        step = max((n1 - n0 for n0, n1 in _chunks(geo, dtype.itemsize)), default=0)
-        self.flat = np.empty(self.taps * step * self.positions, dtype)
-
-    def cols(self, nb: int) -> np.ndarray:
-        shape = (nb * self.positions, self.taps) if self.channels_last else (
-            self.taps, nb * self.positions)
-        return self.flat[: self.taps * nb * self.positions].reshape(shape)
+def _columns(geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype) -> np.ndarray:
+    """The chunk's column matrix, in this thread's reusable buffer."""
+    _, width = _rows(geo)
+    taps, positions = geo.channels * geo.window, chunk.columns * width
+    nbytes = taps * positions * dtype.itemsize
+    buf = getattr(_local, "buffer", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = np.empty(nbytes, np.uint8)
+        if nbytes <= _KEEP_BYTES:
+            _local.buffer = buf
+    flat = buf[:nbytes].view(dtype)
+    return flat.reshape((positions, taps) if geo.channels_last else (taps, positions))
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
@@ -115,26 +149,28 @@ def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
     return a.reshape((a.shape[0], channels, *size))
 
 
-def _im2col_into(x: np.ndarray, cols: np.ndarray, geo: ConvGeometry) -> None:
-    """Fill ``cols`` from the samples of ``x`` (padding already zeros-only)."""
+def _im2col_into(x: np.ndarray, cols: np.ndarray, geo: ConvGeometry, chunk: _Chunk) -> None:
+    """Fill ``cols`` with the chunk's windows of ``x`` (padding already zeros-only)."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
     k = _kernels()
-    x5 = _as5d(x, geo, geo.channels)
+    x5 = _as5d(x[chunk.n0:chunk.n1], geo, geo.channels)
     if geo.channels_last:
-        k.im2col_cl(x5, cols, kernel, stride, pad, dilation, out_size, geo.groups)
+        k.im2col_cl(x5, cols, kernel, stride, pad, dilation, out_size, geo.groups, chunk.r0,
+                    chunk.r1)
     else:
-        k.im2col(x5, cols, kernel, stride, pad, dilation, out_size)
+        k.im2col(x5, cols, kernel, stride, pad, dilation, out_size, chunk.r0, chunk.r1)
 
 
-def _col2im_into(cols: np.ndarray, dx: np.ndarray, geo: ConvGeometry) -> None:
-    """Overwrite ``dx`` with the scatter-add of ``cols``."""
+def _col2im_into(cols: np.ndarray, dx: np.ndarray, geo: ConvGeometry, chunk: _Chunk) -> None:
+    """Add the scatter of the chunk's ``cols`` into ``dx``."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
     k = _kernels()
-    dx5 = _as5d(dx, geo, geo.channels)
+    dx5 = _as5d(dx[chunk.n0:chunk.n1], geo, geo.channels)
     if geo.channels_last:
-        k.col2im_cl(cols, dx5, kernel, stride, pad, dilation, out_size, geo.groups)
+        k.col2im_cl(cols, dx5, kernel, stride, pad, dilation, out_size, geo.groups, chunk.r0,
+                    chunk.r1)
     else:
-        k.col2im(cols, dx5, kernel, stride, pad, dilation, out_size)
+        k.col2im(cols, dx5, kernel, stride, pad, dilation, out_size, chunk.r0, chunk.r1)
 
 
 def _spatial_axes(geo: ConvGeometry) -> tuple[int, ...]:
@@ -193,6 +229,24 @@ def _last(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(a, 1, -1))
 
 
+def _out_block(a: np.ndarray, geo: ConvGeometry, chunk: _Chunk) -> np.ndarray:
+    """The chunk's part of an output-shaped array as G stacked GEMM operands, a view.
+
+    Channels first: (G, Fg, positions) of one sample, or (nb, G, Fg, P) of whole samples.
+    Channels last: (G, positions, Fg), rows of consecutive positions.
+    """
+    G, Fg, P = geo.groups, geo.filters // geo.groups, geo.positions
+    nb = chunk.n1 - chunk.n0
+    _, width = _rows(geo)
+    q0, q1 = chunk.r0 * width, chunk.r1 * width
+    if geo.channels_last:
+        rows = a[chunk.n0:chunk.n1].reshape(nb, P, geo.filters)[:, q0:q1]
+        return rows.reshape(nb * (q1 - q0), G, Fg).transpose(1, 0, 2)
+    if chunk.whole and nb > 1:
+        return a[chunk.n0:chunk.n1].reshape(nb, G, Fg, P)
+    return a[chunk.n0].reshape(G, Fg, P)[:, :, q0:q1]
+
+
 def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry) -> np.ndarray:
     """The convolution; ``x``, ``w``, ``b`` C-contiguous, native, of the compute dtype."""
     if _via_channels_first(geo):
@@ -201,25 +255,24 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
         x, geo = _pad(x, geo), geo.padded()
     if _is_depthwise(geo):
         return _depthwise_forward(x, w, b, geo)
-    dtype = x.dtype
-    G, P = geo.groups, geo.positions
-    Fg = geo.filters // G
+    G = geo.groups
     wg = _group_weights(w, geo)
-    out = np.empty(geo.out_shape, dtype)
-    ws = _Workspace(geo, dtype)
-    for n0, n1 in _chunks(geo, dtype.itemsize):
-        nb = n1 - n0
-        cols = ws.cols(nb)
-        _im2col_into(x[n0:n1], cols, geo)
+    out = np.empty(geo.out_shape, x.dtype)
+    for chunk in _plan(geo, x.dtype.itemsize):
+        cols = _columns(geo, chunk, x.dtype)
+        _im2col_into(x, cols, geo, chunk)
+        block = _out_block(out, geo, chunk)
         if geo.channels_last:
-            # Rows are output positions: the product is already (nb, *out, F).
-            np.matmul(cols.reshape(nb * P, G, -1).transpose(1, 0, 2), wg,
-                      out=out[n0:n1].reshape(nb * P, G, Fg).transpose(1, 0, 2))
+            np.matmul(cols.reshape(cols.shape[0], G, wg.shape[1]).transpose(1, 0, 2), wg,
+                      out=block)
+        elif block.ndim == 3:
+            # The GEMM writes straight into the output (rows P apart), no copy.
+            np.matmul(wg, cols.reshape(G, wg.shape[2], cols.shape[1]), out=block)
         else:
-            res = np.matmul(wg, cols.reshape(G, -1, nb * P))
-            # (G, Fg, nb, P) -> (nb, G, Fg, P): an output-sized copy; the GEMM stays whole.
-            out[n0:n1].reshape(nb, G, Fg, P)[...] = res.reshape(G, Fg, nb, P).transpose(
-                2, 0, 1, 3)
+            # Several small samples in one GEMM, then an output-sized reorder.
+            nb, _, Fg, P = block.shape
+            res = np.matmul(wg, cols.reshape(G, wg.shape[2], cols.shape[1]))
+            block[...] = res.reshape(G, Fg, nb, P).transpose(2, 0, 1, 3)
     if b is not None:
         out += b if geo.channels_last else b.reshape((-1,) + (1,) * geo.nd)
     return out
@@ -249,41 +302,38 @@ def _backward(
 def _gemm_backward(
     dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    dtype = dout.dtype
-    G, P = geo.groups, geo.positions
-    Fg = geo.filters // G
+    G = geo.groups
     wg = _group_weights(w, geo)
-    dx = np.empty(geo.x_shape, dtype) if want_dx else None
-    dwg = np.zeros(wg.shape, dtype) if x is not None else None
-    ws = _Workspace(geo, dtype)
-    for n0, n1 in _chunks(geo, dtype.itemsize):
-        nb = n1 - n0
-        cols = ws.cols(nb)
+    dx = np.zeros(geo.x_shape, dout.dtype) if want_dx else None
+    dwg = np.zeros(wg.shape, dout.dtype) if x is not None else None
+    for chunk in _plan(geo, dout.dtype.itemsize):
+        cols = _columns(geo, chunk, dout.dtype)
+        block = _out_block(dout, geo, chunk)
         if geo.channels_last:
-            cols_g = cols.reshape(nb * P, G, -1).transpose(1, 0, 2)  # (G, M, K*Cg)
-            dout_g = dout[n0:n1].reshape(nb * P, G, Fg).transpose(1, 0, 2)  # (G, M, Fg)
+            cols_g = cols.reshape(cols.shape[0], G, wg.shape[1]).transpose(1, 0, 2)  # (G,M,KCg)
         else:
-            cols_g = cols.reshape(G, -1, nb * P)  # (G, Cg*K, M)
-            dout_g = np.ascontiguousarray(
-                dout[n0:n1].reshape(nb, G, Fg, P).transpose(1, 2, 0, 3)).reshape(G, Fg, nb * P)
+            cols_g = cols.reshape(G, wg.shape[2], cols.shape[1])  # (G, Cg*K, M)
+            if block.ndim == 4:  # whole samples: (nb, G, Fg, P) -> (G, Fg, nb * P)
+                block = np.ascontiguousarray(block.transpose(1, 2, 0, 3)).reshape(
+                    G, block.shape[2], cols.shape[1])
         if dwg is not None:
-            _im2col_into(x[n0:n1], cols, geo)  # type: ignore[index]
+            _im2col_into(x, cols, geo, chunk)  # type: ignore[arg-type]
             if geo.channels_last:
-                dwg += np.matmul(cols_g.transpose(0, 2, 1), dout_g)
+                dwg += np.matmul(cols_g.transpose(0, 2, 1), block)
             else:
-                dwg += np.matmul(dout_g, cols_g.transpose(0, 2, 1))
+                dwg += np.matmul(block, cols_g.transpose(0, 2, 1))
         if dx is not None:
             # The columns are spent: their buffer takes the column gradient.
             if geo.channels_last:
-                np.matmul(dout_g, wg.transpose(0, 2, 1), out=cols_g)
+                np.matmul(block, wg.transpose(0, 2, 1), out=cols_g)
             else:
-                np.matmul(wg.transpose(0, 2, 1), dout_g, out=cols_g)
-            _col2im_into(cols, dx[n0:n1], geo)
+                np.matmul(wg.transpose(0, 2, 1), block, out=cols_g)
+            _col2im_into(cols, dx, geo, chunk)
     dw = None
     if dwg is not None:
         if geo.channels_last:
             Cg = geo.channels // G
-            dwg = dwg.reshape(G, geo.window, Cg, Fg).transpose(0, 3, 2, 1)
+            dwg = dwg.reshape(G, geo.window, Cg, geo.filters // G).transpose(0, 3, 2, 1)
         dw = np.ascontiguousarray(dwg).reshape(geo.w_shape)
     return dx, dw
 
@@ -353,7 +403,7 @@ def _prepare(
         expected = geo.x_shape if transposed else geo.out_shape
         check_dout(dout, expected, f"x.shape={x.shape}, w.shape={w.shape}")
     dtype = compute_dtype(x, w, b, dout)
-    _batch_step(geo, dtype.itemsize)  # refuse an impossible workspace before allocating
+    _plan(geo, dtype.itemsize)  # refuse an impossible workspace before allocating
 
     def native(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.ascontiguousarray(a, dtype=dtype)
@@ -849,7 +899,7 @@ def im2col(
     geo = _patch_geometry(arr.shape, kernel_size, stride, padding, dilation)
     arr = np.ascontiguousarray(arr, dtype=compute_dtype(arr))
     cols = np.empty((geo.channels * geo.window, geo.batch * geo.positions), arr.dtype)
-    _im2col_into(arr, cols, geo)
+    _im2col_into(arr, cols, geo, _Chunk(0, geo.batch, 0, _rows(geo)[0], True))
     return cols
 
 
@@ -903,6 +953,6 @@ def col2im(
             f"expected (C * kh * kw, N * Ho * Wo) = {expected}"
         )
     c = np.ascontiguousarray(c, dtype=compute_dtype(c))
-    dx = np.empty(shape, c.dtype)
-    _col2im_into(c, dx, geo)
+    dx = np.zeros(shape, c.dtype)
+    _col2im_into(c, dx, geo, _Chunk(0, geo.batch, 0, _rows(geo)[0], True))
     return dx

@@ -32,12 +32,12 @@ def _valid_range(off, stride, n_in, n_out):
 
 
 @numba.njit(cache=True, nogil=True)
-def im2col(x, cols, kernel, stride, pad, dilation, out_size):
+def im2col(x, cols, kernel, stride, pad, dilation, out_size, r0, r1):
     N, C, D, H, W = x.shape
     KD, KH, KW = kernel
-    OD, OH, OW = out_size
+    _, OH, OW = out_size
     K = KD * KH * KW
-    P = OD * OH * OW
+    R = r1 - r0
     for job in range(N * C):
         n, c = job // C, job % C
         for kd in range(KD):
@@ -46,110 +46,110 @@ def im2col(x, cols, kernel, stride, pad, dilation, out_size):
                     row = c * K + (kd * KH + kh) * KW + kw
                     off_w = kw * dilation[2] - pad[2]
                     lo, hi = _valid_range(off_w, stride[2], W, OW)
-                    for od in range(OD):
+                    for r in range(r0, r1):
+                        od, oh = r // OH, r % OH
                         i_d = od * stride[0] + kd * dilation[0] - pad[0]
-                        for oh in range(OH):
-                            i_h = oh * stride[1] + kh * dilation[1] - pad[1]
-                            base = n * P + (od * OH + oh) * OW
-                            if i_d < 0 or i_d >= D or i_h < 0 or i_h >= H:
-                                for ow in range(OW):
-                                    cols[row, base + ow] = 0
-                                continue
-                            for ow in range(lo):
+                        i_h = oh * stride[1] + kh * dilation[1] - pad[1]
+                        base = (n * R + r - r0) * OW
+                        if i_d < 0 or i_d >= D or i_h < 0 or i_h >= H:
+                            for ow in range(OW):
                                 cols[row, base + ow] = 0
-                            for ow in range(lo, hi):
-                                cols[row, base + ow] = x[n, c, i_d, i_h, ow * stride[2] + off_w]
-                            for ow in range(hi, OW):
-                                cols[row, base + ow] = 0
+                            continue
+                        for ow in range(lo):
+                            cols[row, base + ow] = 0
+                        for ow in range(lo, hi):
+                            cols[row, base + ow] = x[n, c, i_d, i_h, ow * stride[2] + off_w]
+                        for ow in range(hi, OW):
+                            cols[row, base + ow] = 0
 
 
 @numba.njit(cache=True, nogil=True)
-def col2im(cols, dx, kernel, stride, pad, dilation, out_size):
+def col2im(cols, dx, kernel, stride, pad, dilation, out_size, r0, r1):
+    # Adds into dx (the caller zeroes it), so that chunks of output rows can be added in turn.
     N, C, D, H, W = dx.shape
     KD, KH, KW = kernel
-    OD, OH, OW = out_size
+    _, OH, OW = out_size
     K = KD * KH * KW
-    P = OD * OH * OW
+    R = r1 - r0
     for job in range(N * C):
         n, c = job // C, job % C
-        dx[n, c] = 0
         for kd in range(KD):
             for kh in range(KH):
                 for kw in range(KW):
                     row = c * K + (kd * KH + kh) * KW + kw
                     off_w = kw * dilation[2] - pad[2]
                     lo, hi = _valid_range(off_w, stride[2], W, OW)
-                    for od in range(OD):
+                    for r in range(r0, r1):
+                        od, oh = r // OH, r % OH
                         i_d = od * stride[0] + kd * dilation[0] - pad[0]
                         if i_d < 0 or i_d >= D:
                             continue
-                        for oh in range(OH):
-                            i_h = oh * stride[1] + kh * dilation[1] - pad[1]
-                            if i_h < 0 or i_h >= H:
-                                continue
-                            base = n * P + (od * OH + oh) * OW
-                            for ow in range(lo, hi):
-                                dx[n, c, i_d, i_h, ow * stride[2] + off_w] += cols[row, base + ow]
+                        i_h = oh * stride[1] + kh * dilation[1] - pad[1]
+                        if i_h < 0 or i_h >= H:
+                            continue
+                        base = (n * R + r - r0) * OW
+                        for ow in range(lo, hi):
+                            dx[n, c, i_d, i_h, ow * stride[2] + off_w] += cols[row, base + ow]
 
 
 @numba.njit(cache=True, nogil=True)
-def im2col_cl(x, cols, kernel, stride, pad, dilation, out_size, groups):
+def im2col_cl(x, cols, kernel, stride, pad, dilation, out_size, groups, r0, r1):
     N, D, H, W, C = x.shape
     KD, KH, KW = kernel
-    OD, OH, OW = out_size
+    _, OH, OW = out_size
     K = KD * KH * KW
     Cg = C // groups
     row = 0
     for n in range(N):
-        for od in range(OD):
-            for oh in range(OH):
-                for ow in range(OW):
-                    for kd in range(KD):
-                        i_d = od * stride[0] + kd * dilation[0] - pad[0]
-                        for kh in range(KH):
-                            i_h = oh * stride[1] + kh * dilation[1] - pad[1]
-                            for kw in range(KW):
-                                i_w = ow * stride[2] + kw * dilation[2] - pad[2]
-                                tap = (kd * KH + kh) * KW + kw
-                                inside = 0 <= i_d < D and 0 <= i_h < H and 0 <= i_w < W
-                                for g in range(groups):
-                                    col = (g * K + tap) * Cg
-                                    if inside:
-                                        for c in range(Cg):
-                                            cols[row, col + c] = x[n, i_d, i_h, i_w, g * Cg + c]
-                                    else:
-                                        for c in range(Cg):
-                                            cols[row, col + c] = 0
-                    row += 1
+        for r in range(r0, r1):
+            od, oh = r // OH, r % OH
+            for ow in range(OW):
+                for kd in range(KD):
+                    i_d = od * stride[0] + kd * dilation[0] - pad[0]
+                    for kh in range(KH):
+                        i_h = oh * stride[1] + kh * dilation[1] - pad[1]
+                        for kw in range(KW):
+                            i_w = ow * stride[2] + kw * dilation[2] - pad[2]
+                            tap = (kd * KH + kh) * KW + kw
+                            inside = 0 <= i_d < D and 0 <= i_h < H and 0 <= i_w < W
+                            for g in range(groups):
+                                col = (g * K + tap) * Cg
+                                if inside:
+                                    for c in range(Cg):
+                                        cols[row, col + c] = x[n, i_d, i_h, i_w, g * Cg + c]
+                                else:
+                                    for c in range(Cg):
+                                        cols[row, col + c] = 0
+                row += 1
 
 
 @numba.njit(cache=True, nogil=True)
-def col2im_cl(cols, dx, kernel, stride, pad, dilation, out_size, groups):
+def col2im_cl(cols, dx, kernel, stride, pad, dilation, out_size, groups, r0, r1):
+    # Adds into dx (the caller zeroes it).
     N, D, H, W, C = dx.shape
     KD, KH, KW = kernel
-    OD, OH, OW = out_size
+    _, OH, OW = out_size
     K = KD * KH * KW
     Cg = C // groups
-    dx[...] = 0
     row = 0
     for n in range(N):
-        for od in range(OD):
-            for oh in range(OH):
-                for ow in range(OW):
-                    for kd in range(KD):
-                        i_d = od * stride[0] + kd * dilation[0] - pad[0]
-                        for kh in range(KH):
-                            i_h = oh * stride[1] + kh * dilation[1] - pad[1]
-                            for kw in range(KW):
-                                i_w = ow * stride[2] + kw * dilation[2] - pad[2]
-                                if not (0 <= i_d < D and 0 <= i_h < H and 0 <= i_w < W):
-                                    continue
-                                tap = (kd * KH + kh) * KW + kw
-                                for g in range(groups):
-                                    col = (g * K + tap) * Cg
-                                    for c in range(Cg):
-                                        dx[n, i_d, i_h, i_w, g * Cg + c] += cols[row, col + c]
-                    row += 1
+        for r in range(r0, r1):
+            od, oh = r // OH, r % OH
+            for ow in range(OW):
+                for kd in range(KD):
+                    i_d = od * stride[0] + kd * dilation[0] - pad[0]
+                    for kh in range(KH):
+                        i_h = oh * stride[1] + kh * dilation[1] - pad[1]
+                        for kw in range(KW):
+                            i_w = ow * stride[2] + kw * dilation[2] - pad[2]
+                            if not (0 <= i_d < D and 0 <= i_h < H and 0 <= i_w < W):
+                                continue
+                            tap = (kd * KH + kh) * KW + kw
+                            for g in range(groups):
+                                col = (g * K + tap) * Cg
+                                for c in range(Cg):
+                                    dx[n, i_d, i_h, i_w, g * Cg + c] += cols[row, col + c]
+                row += 1
 
 
 # Depthwise convolution (one input channel per group, groups == C, F = m * C) computed

@@ -57,10 +57,11 @@ def get_workspace_limit() -> int:
 def workspace_limit(nbytes: int) -> Iterator[int]:
     """Cap the im2col workspace of the convolutions run inside the ``with`` block.
 
-    Every convolution processes its batch in chunks whose columns fit in ``nbytes`` (the
-    default is 256 MiB, or ``CONVCOL_WORKSPACE_LIMIT`` in bytes, e.g. ``512M``). A call whose
-    single sample needs more raises :class:`ConvError` before allocating anything, saying
-    how much it needs. The limit applies to the calling thread only.
+    Every convolution builds its im2col columns in chunks of samples, or of output rows of
+    one sample, that fit in ``nbytes`` (the default is 256 MiB, or ``CONVCOL_WORKSPACE_LIMIT``
+    in bytes, e.g. ``512M``); it uses at most 4 MiB anyway when that fits, to stay in cache.
+    A call whose single output row needs more raises :class:`ConvError` before allocating
+    anything, saying how much it needs. The limit applies to the calling thread only.
 
     Parameters
     ----------
@@ -71,13 +72,13 @@ def workspace_limit(nbytes: int) -> Iterator[int]:
     --------
     >>> import numpy as np, convcol
     >>> x, w = np.ones((64, 16, 32, 32)), np.ones((16, 16, 3, 3))
-    >>> with convcol.workspace_limit(8 * 2**20):   # 8 MiB: chunks of 7 samples
+    >>> with convcol.workspace_limit(2**20):       # chunks of 28 output rows
     ...     out = convcol.conv2d(x, w, padding=1)
-    >>> with convcol.workspace_limit(2**20):       # one sample needs 1.1 MiB
+    >>> with convcol.workspace_limit(32 * 2**10):  # one output row needs 36 KiB
     ...     convcol.conv2d(x, w, padding=1)
     Traceback (most recent call last):
     ...
-    convcol.ConvError: one sample's im2col columns need 1179648 bytes (1.1 MiB) but ...
+    convcol.ConvError: one output row's im2col columns need 36864 bytes (0.0 MiB) but ...
     """
     token = _limit.set(as_int("nbytes", nbytes, 1))
     try:

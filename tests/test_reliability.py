@@ -362,15 +362,20 @@ class TestWorkspace:
                 tracemalloc.stop()
                 assert peak <= limit + results + 64 * 2**10, (peak, limit, results)
 
-    def test_whole_batch_columns_would_be_far_larger(self, rng):
-        # The same call without a limit small enough would hold all 32 samples' columns.
-        x = rng.standard_normal((32, 8, 24, 24))
-        w = rng.standard_normal((8, 8, 3, 3))
-        tracemalloc.start()
-        convcol.conv2d(x, w, padding=1)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        assert peak >= 32 * 331776
+    def test_a_limit_below_one_sample_splits_samples_by_output_rows(self, rng):
+        x = rng.standard_normal((2, 4, 9, 10))
+        w = rng.standard_normal((3, 4, 3, 3))
+        dout = rng.standard_normal((2, 3, 9, 10))
+        whole = (convcol.conv2d(x, w, padding=1), *convcol.conv2d_backward(dout, x, w, padding=1))
+        row = 4 * 9 * 10 * 8  # one output row's columns: C * K * Wo * 8 bytes
+        for limit in (row, 2 * row, 5 * row):
+            with convcol.workspace_limit(limit):
+                parts = (
+                    convcol.conv2d(x, w, padding=1),
+                    *convcol.conv2d_backward(dout, x, w, padding=1),
+                )
+            for p, e in zip(parts, whole, strict=True):
+                np.testing.assert_allclose(p, e, rtol=1e-13, atol=1e-13, strict=True)
 
     def test_refused_before_allocating_with_the_size_needed(self, rng):
         x = np.zeros((4, 64, 100, 100))
@@ -380,7 +385,7 @@ class TestWorkspace:
             convcol.workspace_limit(2**20),
             pytest.raises(
                 ConvError,
-                match=r"one sample's im2col columns need 128000000 bytes \(122.1 MiB\) "
+                match=r"one output row's im2col columns need 1280000 bytes \(1.2 MiB\) "
                 r"but the workspace limit is 1048576 bytes",
             ),
         ):
