@@ -72,8 +72,9 @@ def _mib(n: int) -> str:
 
 # im2col fills the columns a chunk at a time and the GEMM reads them straight back, so a
 # chunk should stay in cache between the two, yet give the GEMM enough columns to run at
-# speed. Measured (docs/benchmarks.md): 4 MiB was best or near best on every dense shape.
-_CHUNK_BYTES = 4 * 2**20
+# speed. Measured on the dense shapes of the benchmark suite (docs/benchmarks.md), 8 MiB
+# was best or within noise of the best of 1 to 64 MiB.
+_CHUNK_BYTES = 8 * 2**20
 # The thread's column buffer is kept between calls (page faults on a fresh buffer cost more
 # than filling it) unless it is larger than this.
 _KEEP_BYTES = 64 * 2**20

@@ -51,16 +51,16 @@ def im2col(x, cols, kernel, stride, pad, dilation, out_size, r0, r1):
                         i_d = od * stride[0] + kd * dilation[0] - pad[0]
                         i_h = oh * stride[1] + kh * dilation[1] - pad[1]
                         base = (n * R + r - r0) * OW
+                        # Row views: plain 1-D loops that LLVM vectorises.
+                        crow = cols[row, base:base + OW]
                         if i_d < 0 or i_d >= D or i_h < 0 or i_h >= H:
-                            for ow in range(OW):
-                                cols[row, base + ow] = 0
+                            crow[:] = 0
                             continue
-                        for ow in range(lo):
-                            cols[row, base + ow] = 0
+                        crow[:lo] = 0
+                        xrow = x[n, c, i_d, i_h]
                         for ow in range(lo, hi):
-                            cols[row, base + ow] = x[n, c, i_d, i_h, ow * stride[2] + off_w]
-                        for ow in range(hi, OW):
-                            cols[row, base + ow] = 0
+                            crow[ow] = xrow[ow * stride[2] + off_w]
+                        crow[hi:] = 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -88,8 +88,10 @@ def col2im(cols, dx, kernel, stride, pad, dilation, out_size, r0, r1):
                         if i_h < 0 or i_h >= H:
                             continue
                         base = (n * R + r - r0) * OW
+                        crow = cols[row, base:base + OW]
+                        dxrow = dx[n, c, i_d, i_h]
                         for ow in range(lo, hi):
-                            dx[n, c, i_d, i_h, ow * stride[2] + off_w] += cols[row, base + ow]
+                            dxrow[ow * stride[2] + off_w] += crow[ow]
 
 
 @numba.njit(cache=True, nogil=True)

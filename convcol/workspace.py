@@ -59,7 +59,7 @@ def workspace_limit(nbytes: int) -> Iterator[int]:
 
     Every convolution builds its im2col columns in chunks of samples, or of output rows of
     one sample, that fit in ``nbytes`` (the default is 256 MiB, or ``CONVCOL_WORKSPACE_LIMIT``
-    in bytes, e.g. ``512M``); it uses at most 4 MiB anyway when that fits, to stay in cache.
+    in bytes, e.g. ``512M``); it uses at most 8 MiB anyway when that fits, to stay in cache.
     A call whose single output row needs more raises :class:`ConvError` before allocating
     anything, saying how much it needs. The limit applies to the calling thread only.
 
