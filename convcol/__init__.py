@@ -6,6 +6,7 @@ plain-loop oracle every fast result is tested against.
 """
 
 from . import gradcheck, naive
+from .check import check_conv
 from .conv import (
     ConvCache,
     col2im,
@@ -40,6 +41,7 @@ __all__ = [
     "ConvTranspose1d",
     "ConvTranspose2d",
     "ConvTranspose3d",
+    "check_conv",
     "col2im",
     "conv1d",
     "conv1d_backward",

@@ -157,7 +157,13 @@ def interleaved_minimum(
 
 
 def peak_extra_bytes(fn: Callable[[], Any]) -> int:
-    """Peak NumPy memory of ``fn`` beyond the arrays it returns (the workspace, temporaries)."""
+    """Peak NumPy memory of ``fn`` beyond the arrays it returns (the workspace, temporaries).
+
+    The thread's kept column buffer is dropped first, so that its allocation is counted.
+    """
+    from . import conv
+
+    conv._local.__dict__.clear()
     tracemalloc.start()
     try:
         result = fn()

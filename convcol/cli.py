@@ -109,7 +109,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_bench.add_argument("--plot", metavar="PATH",
                          help="also draw the ratios to PyTorch as a PNG (needs matplotlib)")
     p_bench.add_argument("--seed", type=int, default=0, help="seed of the random data")
+    p_check = sub.add_parser(
+        "check", help="check your own cs231n-style conv forward/backward against the oracle"
+    )
+    p_check.add_argument("forward", help="MODULE:FUNCTION or FILE.py:FUNCTION of the forward")
+    p_check.add_argument("backward", nargs="?",
+                         help="MODULE:FUNCTION or FILE.py:FUNCTION of the backward")
+    p_check.add_argument("--cases", type=int, default=40, help="configurations (default 40)")
+    p_check.add_argument("--seed", type=int, default=0)
+    p_check.add_argument("--tol", type=float, default=1e-7,
+                         help="largest error relative to the largest expected value")
+    p_check.add_argument("--forward-only", action="store_true",
+                         help="check only the forward pass")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check(parser, args)
     if args.command == "bench":
         from . import bench as suite
 
@@ -137,6 +151,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.plot:
             suite.plot(results, args.plot)
     return 0
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .check import check_conv, load_function
+
+    if args.backward is None and not args.forward_only:
+        parser.error("give FORWARD and BACKWARD, or --forward-only")
+    if args.cases < 1:
+        parser.error("--cases must be >= 1")
+    try:
+        forward = load_function(args.forward)
+        backward = None if args.forward_only else load_function(args.backward)
+    except Exception as e:
+        print(f"convcol check: cannot import: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    report = check_conv(forward, backward, cases=args.cases, seed=args.seed, tol=args.tol,
+                        specs=(args.forward, args.backward or ""))
+    print(report)
+    if report.raised:
+        return 2
+    return 0 if report.passed else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -259,6 +259,9 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
     G = geo.groups
     wg = _group_weights(w, geo)
     out = np.empty(geo.out_shape, x.dtype)
+    if _is_pointwise(geo):
+        np.matmul(*_pointwise_operands(x, wg, geo), out=_pointwise_view(out, geo, geo.filters))
+        return _add_bias(out, b, geo)
     for chunk in _plan(geo, x.dtype.itemsize):
         cols = _columns(geo, chunk, x.dtype)
         _im2col_into(x, cols, geo, chunk)
@@ -274,9 +277,36 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
             nb, _, Fg, P = block.shape
             res = np.matmul(wg, cols.reshape(G, wg.shape[2], cols.shape[1]))
             block[...] = res.reshape(G, Fg, nb, P).transpose(2, 0, 1, 3)
+    return _add_bias(out, b, geo)
+
+
+def _add_bias(out: np.ndarray, b: np.ndarray | None, geo: ConvGeometry) -> np.ndarray:
     if b is not None:
         out += b if geo.channels_last else b.reshape((-1,) + (1,) * geo.nd)
     return out
+
+
+def _is_pointwise(geo: ConvGeometry) -> bool:
+    # A 1x1 kernel, stride 1, no padding: the input already is the column matrix.
+    return geo.window == 1 and set(geo.stride) == {1} and not any(map(any, geo.pads))
+
+
+def _pointwise_view(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
+    """An input- or output-shaped array as G stacked matrices, a view.
+
+    Channels first: (N, G, channels/G, P). Channels last: (G, N*P, channels/G).
+    """
+    G, P = geo.groups, geo.positions
+    if geo.channels_last:
+        return a.reshape(geo.batch * P, G, channels // G).transpose(1, 0, 2)
+    return a.reshape(geo.batch, G, channels // G, P)
+
+
+def _pointwise_operands(
+    x: np.ndarray, wg: np.ndarray, geo: ConvGeometry
+) -> tuple[np.ndarray, np.ndarray]:
+    xv = _pointwise_view(x, geo, geo.channels)
+    return (xv, wg) if geo.channels_last else (wg, xv)
 
 
 def _backward(
@@ -305,6 +335,8 @@ def _gemm_backward(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     G = geo.groups
     wg = _group_weights(w, geo)
+    if _is_pointwise(geo):
+        return _pointwise_backward(dout, x, wg, geo, want_dx)
     dx = np.zeros(geo.x_shape, dout.dtype) if want_dx else None
     dwg = np.zeros(wg.shape, dout.dtype) if x is not None else None
     for chunk in _plan(geo, dout.dtype.itemsize):
@@ -336,6 +368,28 @@ def _gemm_backward(
             Cg = geo.channels // G
             dwg = dwg.reshape(G, geo.window, Cg, geo.filters // G).transpose(0, 3, 2, 1)
         dw = np.ascontiguousarray(dwg).reshape(geo.w_shape)
+    return dx, dw
+
+
+def _pointwise_backward(
+    dout: np.ndarray, x: np.ndarray | None, wg: np.ndarray, geo: ConvGeometry, want_dx: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The 1x1 backward pass: GEMMs straight on x and dout, no columns."""
+    g = _pointwise_view(dout, geo, geo.filters)
+    dx = dw = None
+    if want_dx:
+        dx = np.empty(geo.x_shape, dout.dtype)
+        if geo.channels_last:
+            np.matmul(g, wg.transpose(0, 2, 1), out=_pointwise_view(dx, geo, geo.channels))
+        else:
+            np.matmul(wg.transpose(0, 2, 1), g, out=_pointwise_view(dx, geo, geo.channels))
+    if x is not None:
+        xv = _pointwise_view(x, geo, geo.channels)
+        if geo.channels_last:  # (G, Cg, Fg) over all N*P rows in one GEMM per group
+            dw = np.matmul(xv.transpose(0, 2, 1), g).transpose(0, 2, 1)
+        else:  # one GEMM per sample and group, summed over the batch
+            dw = np.matmul(g, xv.transpose(0, 1, 3, 2)).sum(axis=0)
+        dw = np.ascontiguousarray(dw).reshape(geo.w_shape)
     return dx, dw
 
 

@@ -1,0 +1,119 @@
+"""convcol check / convcol.check_conv: a student's conv against the oracle."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import student_convs as sc
+
+import convcol
+from convcol.check import Config, check_conv, configs
+from convcol.naive import conv_backward_naive, conv_forward_naive
+
+HERE = Path(__file__).parent
+
+
+def test_the_oracle_and_a_correct_student_pass():
+    assert check_conv(conv_forward_naive, conv_backward_naive).passed
+    report = check_conv(sc.forward_correct, sc.backward_correct)
+    assert report.passed, str(report)
+    assert "PASS: 40 cases" in str(report)
+
+
+def test_convcol_itself_passes():
+    assert check_conv(convcol.conv_forward, convcol.conv_backward, cases=20).passed
+
+
+@pytest.mark.parametrize(
+    ("forward", "backward", "output"),
+    [
+        (sc.forward_transposed_kernel, None, "out"),
+        (sc.forward_pad_one_side, None, "out"),
+        (sc.forward_stride_on_kernel_offset, None, "out"),
+        (sc.forward_bias_per_channel, None, "out"),
+        (sc.forward_correct, sc.backward_overwrite, "dx"),
+    ],
+    ids=[
+        "transposed_kernel",
+        "pad_one_side",
+        "stride_on_kernel_offset",
+        "bias_per_channel",
+        "scatter_without_add",
+    ],
+)
+def test_classic_bugs_are_caught_and_shrunk(forward, backward, output):
+    report = check_conv(forward, backward)
+    assert not report.passed
+    failure = next(f for f in report.failures if f.output == output)
+    assert failure.error > 1e-3
+    # The shrunk case still fails, and no single step smaller does.
+    cfg = failure.config
+    assert cfg.fits()
+    from convcol.check import _run_case, _smaller
+
+    assert output in _run_case(forward, backward, cfg, 1e-7)
+    for smaller in _smaller(cfg):
+        if smaller.fits():
+            assert output not in _run_case(forward, backward, smaller, 1e-7), smaller
+    assert "reproduce with:" in str(report) and "Config(" in failure.snippet
+
+
+def test_shrunk_cases_are_small():
+    report = check_conv(sc.forward_bias_per_channel)
+    (failure,) = report.failures
+    # Bias added once per channel is only wrong with two channels or more.
+    assert failure.config.c == 2 and failure.config.n == 1 and failure.config.f == 1
+
+
+def test_snippet_reproduces_the_failure():
+    spec = f"{HERE}/student_convs.py:forward_pad_one_side"
+    report = check_conv(sc.forward_pad_one_side, specs=(spec, ""))
+    (failure,) = report.failures
+    done = subprocess.run(
+        [sys.executable, "-c", failure.snippet], capture_output=True, text=True, check=True
+    )
+    assert float(done.stdout) > 1e-3
+
+
+def test_raising_functions_are_reported():
+    report = check_conv(sc.forward_raises)
+    assert report.raised
+    assert "ValueError: only square kernels" in str(report)
+
+
+def test_configs_are_valid_and_varied():
+    cases = list(configs(200, 3))
+    assert len(cases) == 200 and all(c.fits() for c in cases)
+    assert {c.stride for c in cases} == {1, 2} and {c.pad for c in cases} == {0, 1, 2}
+    assert any(c.kh != c.kw for c in cases) and any(c.n == 1 for c in cases)
+    assert any(c.c == 1 for c in cases)
+    x, _, _, dout = Config(2, 3, 4, 5, 6, 3, 2, 1, 1, 0).data()
+    assert x.shape == (2, 3, 5, 6) and dout.shape == (2, 4, 5, 7)
+    np.testing.assert_array_equal(x, Config(2, 3, 4, 5, 6, 3, 2, 1, 1, 0).data()[0])
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "convcol", "check", *args], capture_output=True, text=True, cwd=HERE
+    )
+
+
+def test_cli_exit_codes():
+    ok = _cli("student_convs:forward_correct", "student_convs:backward_correct", "--cases", "8")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "PASS: 8 cases" in ok.stdout
+    bad = _cli("student_convs.py:forward_correct", "student_convs.py:backward_overwrite")
+    assert bad.returncode == 1 and "FAIL dx" in bad.stdout
+    assert "load_function('student_convs.py:backward_overwrite')" in bad.stdout
+    fwd = _cli("student_convs:forward_bias_per_channel", "--forward-only", "--seed", "5")
+    assert fwd.returncode == 1 and "FAIL out" in fwd.stdout
+    raised = _cli("student_convs:forward_raises", "--forward-only")
+    assert raised.returncode == 2 and "FAIL raised" in raised.stdout
+    missing = _cli("no_such_module:forward", "--forward-only")
+    assert missing.returncode == 2 and "cannot import" in missing.stderr
+    usage = _cli("student_convs:forward_correct")
+    assert usage.returncode == 2 and "--forward-only" in usage.stderr
