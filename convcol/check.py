@@ -204,9 +204,11 @@ def _shrink(forward, backward, cfg: Config, output: str, tol: float) -> Config:
 
 def _snippet(cfg: Config, output: str, specs: tuple[str, str] | None) -> str:
     args = (cfg.n, cfg.c, cfg.f, cfg.h, cfg.w, cfg.kh, cfg.kw, cfg.stride, cfg.pad, cfg.seed)
+    needs_backward = output in ("dx", "dw", "db") or (output == "raised" and bool(
+        specs and specs[1]))
     if specs:
         load = [f"forward = load_function({specs[0]!r})"]
-        if output in ("dx", "dw", "db"):
+        if needs_backward:
             load.append(f"backward = load_function({specs[1]!r})")
     else:
         load = ["# forward, backward = your two functions"]
@@ -220,7 +222,11 @@ def _snippet(cfg: Config, output: str, specs: tuple[str, str] | None) -> str:
         "out, cache = forward(x, w, b, conv_param)",
         "ref, ref_cache = conv_forward_naive(x, w, b, conv_param)",
     ]
-    if output == "out":
+    if output == "raised":
+        lines = [line for line in lines if "ref" not in line]
+        if needs_backward:
+            lines.append("dx, dw, db = backward(dout, cache)")
+    elif output == "out":
         lines.append("print(np.abs(out - ref).max())")
     elif output in ("dx", "dw", "db"):
         i = ("dx", "dw", "db").index(output)

@@ -83,6 +83,8 @@ def test_raising_functions_are_reported():
     report = check_conv(sc.forward_raises)
     assert report.raised
     assert "ValueError: only square kernels" in str(report)
+    (failure,) = report.failures
+    assert "out, cache = forward(x, w, b, conv_param)" in failure.snippet
 
 
 def test_configs_are_valid_and_varied():
