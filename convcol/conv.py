@@ -798,6 +798,59 @@ Examples
 ...                          stride=2)
 array([[[  1.,  10., 102.,  20., 200.]]])
 """,
+    "conv1d_backward": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> x, w = np.arange(5.0).reshape(1, 1, 5), np.ones((1, 1, 2))
+>>> dx, dw, db = convcol.conv1d_backward(np.ones((1, 1, 4)), x, w)
+>>> dx, dw, db                     # each pixel is in 1 or 2 windows; dw sums the windows
+(array([[[1., 2., 2., 2., 1.]]]), array([[[ 6., 10.]]]), array([4.]))
+""",
+    "conv3d_backward": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> x, w = np.ones((2, 3, 4, 4, 4)), np.ones((5, 3, 3, 3, 3))
+>>> dx, dw, db = convcol.conv3d_backward(np.ones((2, 5, 2, 2, 2)), x, w)
+>>> dx.shape, dw.shape, db
+((2, 3, 4, 4, 4), (5, 3, 3, 3, 3), array([16., 16., 16., 16., 16.]))
+""",
+    "conv_transpose1d_backward": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> x, w = np.array([[[1.0, 2.0]]]), np.array([[[1.0, 10.0, 100.0]]])
+>>> dx, dw, db = convcol.conv_transpose1d_backward(np.ones((1, 1, 5)), x, w, stride=2)
+>>> dx, dw, db                     # dx is conv1d(dout, w, stride=2)
+(array([[[111., 111.]]]), array([[[3., 3., 3.]]]), array([5.]))
+""",
+    "conv_transpose2d_backward": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> x, w = np.ones((2, 4, 3, 3)), np.ones((4, 2, 2, 2))
+>>> dx, dw, db = convcol.conv_transpose2d_backward(np.ones((2, 2, 6, 6)), x, w, stride=2)
+>>> dx.shape, dw.shape, db
+((2, 4, 3, 3), (4, 2, 2, 2), array([72., 72.]))
+""",
+    "conv_transpose3d": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> convcol.conv_transpose3d(np.ones((1, 8, 4, 4, 4)), np.ones((8, 2, 2, 2, 2)),
+...                          stride=2).shape
+(1, 2, 8, 8, 8)
+""",
+    "conv_transpose3d_backward": """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> x, w = np.ones((1, 2, 2, 2, 2)), np.ones((2, 3, 2, 2, 2))
+>>> dx, dw, db = convcol.conv_transpose3d_backward(np.ones((1, 3, 4, 4, 4)), x, w, stride=2)
+>>> dx.shape, dw.shape, db
+((1, 2, 2, 2, 2), (2, 3, 2, 2, 2), array([64., 64., 64.]))
+""",
     "conv_transpose2d": """
 Examples
 --------
@@ -884,6 +937,21 @@ def conv_backward(dout: Any, cache: ConvCache) -> tuple[np.ndarray, np.ndarray, 
     ``cache`` must be the one :func:`conv_forward` returned for this ``dout``'s forward pass;
     anything else (a cs231n tuple, a cache from another layer whose output shape differs)
     raises :class:`ConvError`.
+
+    Examples
+    --------
+    >>> import numpy as np, convcol
+    >>> out, cache = convcol.conv_forward(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)),
+    ...                                   np.zeros(1), {"stride": 1, "pad": 0})
+    >>> dx, dw, db = convcol.conv_backward(np.ones_like(out), cache)
+    >>> dx[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    >>> convcol.conv_backward(np.ones((1, 1, 3, 3)), cache)
+    Traceback (most recent call last):
+    ...
+    convcol.ConvError: dout.shape=(1, 1, 3, 3) does not match the forward output shape ...
     """
     if not isinstance(cache, ConvCache):
         raise ConvError(

@@ -178,6 +178,37 @@ class ConvTranspose3d(_ConvTransposeNd):
 
 
 _EXAMPLES = {
+    Conv1d: """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> layer = convcol.Conv1d(4, 8, 5, padding="same", padding_mode="reflect", rng=0)
+>>> layer(np.ones((2, 4, 100))).shape
+(2, 8, 100)
+""",
+    Conv3d: """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> layer = convcol.Conv3d(2, 4, 3, stride=2, padding=1, rng=0)
+>>> y = layer(np.ones((1, 2, 8, 8, 8)))
+>>> y.shape, layer.backward(np.ones_like(y)).shape
+((1, 4, 4, 4, 4), (1, 2, 8, 8, 8))
+""",
+    ConvTranspose1d: """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> convcol.ConvTranspose1d(4, 2, 4, stride=2, padding=1, rng=0)(np.ones((1, 4, 10))).shape
+(1, 2, 20)
+""",
+    ConvTranspose3d: """
+Examples
+--------
+>>> import numpy as np, convcol
+>>> convcol.ConvTranspose3d(4, 2, 2, stride=2, rng=0)(np.ones((1, 4, 3, 3, 3))).shape
+(1, 2, 6, 6, 6)
+""",
     Conv2d: """
 Examples
 --------

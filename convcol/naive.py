@@ -199,6 +199,15 @@ def conv_nd_backward_naive(
     """Gradients of :func:`conv_nd_naive` by loops: each output's gradient spread over its window.
 
     Returns ``(dx, dw, db)``, shaped like ``x``, ``w`` and (F,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcol.naive import conv_nd_backward_naive
+    >>> dx, dw, db = conv_nd_backward_naive(np.ones((1, 1, 4)), np.arange(5.0).reshape(1, 1, 5),
+    ...                                     np.ones((1, 1, 2)))
+    >>> dx, dw, db
+    (array([[[1., 2., 2., 2., 1.]]]), array([[[ 6., 10.]]]), array([4.]))
     """
     a = _Args(x, w, None, dout, options, transposed=False)
     xp = a.pad(a.x)
@@ -284,7 +293,16 @@ def conv_transpose_nd_naive(x: Any, w: Any, b: Any = None, **options: Any) -> np
 def conv_transpose_nd_backward_naive(
     dout: Any, x: Any, w: Any, **options: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients of :func:`conv_transpose_nd_naive` by loops; ``(dx, dw, db)``."""
+    """Gradients of :func:`conv_transpose_nd_naive` by loops; ``(dx, dw, db)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcol.naive import conv_transpose_nd_backward_naive
+    >>> conv_transpose_nd_backward_naive(np.ones((1, 1, 5)), np.array([[[1.0, 2.0]]]),
+    ...                                  np.array([[[1.0, 10.0, 100.0]]]), stride=2)
+    (array([[[111., 111.]]]), array([[[3., 3., 3.]]]), array([5.]))
+    """
     a = _Args(x, w, None, dout, options, transposed=True)
     N, C_in = a.x.shape[:2]
     Cog = a.w.shape[1]
@@ -358,6 +376,16 @@ def conv_backward_naive(
     -------
     dx, dw, db : ndarray
         Shaped like ``x``, ``w`` and (F,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcol.naive import conv_forward_naive, conv_backward_naive
+    >>> out, cache = conv_forward_naive(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)),
+    ...                                 np.zeros(1), {"stride": 1, "pad": 0})
+    >>> conv_backward_naive(np.ones_like(out), cache)[1]
+    array([[[[4., 4.],
+             [4., 4.]]]])
     """
     if not (isinstance(cache, tuple) and len(cache) == 4):
         raise ConvError(
@@ -427,6 +455,16 @@ def conv_backward_single(
         ``dX[h:h+fh, w:w+fw] += W * dH[h, w]`` over all outputs.
     dW : ndarray, shape of W
         ``dW += X[h:h+fh, w:w+fw] * dH[h, w]`` over all outputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convcol.naive import conv_forward_single, conv_backward_single
+    >>> H, cache = conv_forward_single(np.arange(1.0, 10.0).reshape(3, 3), np.ones((2, 2)))
+    >>> dX, dW = conv_backward_single(np.ones((2, 2)), cache)
+    >>> dW
+    array([[12., 16.],
+           [24., 28.]])
     """
     X, W = cache
     dH = np.asarray(dH, dtype=float)
