@@ -26,8 +26,10 @@ def _shape(name: str) -> bench.Shape:
     shape = SHAPES[name]
     cap = float(os.environ.get("CONVCOL_BENCH_MAX_GFLOP", "2"))
     if shape.forward_flops() / 1e9 > cap:
-        pytest.skip(f"{name}: {shape.forward_flops() / 1e9:.1f} GFLOP forward > "
-                    f"CONVCOL_BENCH_MAX_GFLOP={cap:g}")
+        pytest.skip(
+            f"{name}: {shape.forward_flops() / 1e9:.1f} GFLOP forward > "
+            f"CONVCOL_BENCH_MAX_GFLOP={cap:g}"
+        )
     return shape
 
 

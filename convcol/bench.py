@@ -198,8 +198,11 @@ def blas_info() -> list[dict[str, Any]]:
 
 
 def run_suite(
-    names: Sequence[str] | None = None, dtypes: Sequence[str] = ("float32", "float64"),
-    repeat: int = 7, budget_s: float = 20.0, out: TextIO | None = None,
+    names: Sequence[str] | None = None,
+    dtypes: Sequence[str] = ("float32", "float64"),
+    repeat: int = 7,
+    budget_s: float = 20.0,
+    out: TextIO | None = None,
     progress: TextIO | None = None,
 ) -> dict[str, Any]:
     """Run the suite, print a table, return everything measured (as for ``--json``)."""
@@ -219,8 +222,10 @@ def run_suite(
         pass
     print(f"BLAS: {info}", file=out)
     print(f"PyTorch: {torch_version or 'not installed (no ratios to PyTorch)'}", file=out)
-    header = (f"{'shape':22}{'dtype':8}{'pass':17}{'convcol':>10}{'GFLOP/s':>9}"
-              f"{'vs torch':>9}{'vs t-NHWC':>10}{'vs GEMM':>9}{'extra MiB':>10}")
+    header = (
+        f"{'shape':22}{'dtype':8}{'pass':17}{'convcol':>10}{'GFLOP/s':>9}"
+        f"{'vs torch':>9}{'vs t-NHWC':>10}{'vs GEMM':>9}{'extra MiB':>10}"
+    )
     print(header, file=out)
     rows: list[Row] = []
     total = len(shapes) * len(dtypes)
@@ -231,34 +236,53 @@ def run_suite(
         for pass_, fn in convcol_calls(shape, a).items():
             cands[f"convcol {pass_}"] = fn
         cands["gemm forward"] = gemm_call(shape, dtype)
-        for cl in ([False, True] if dtype == "float32" else [False]):
+        for cl in [False, True] if dtype == "float32" else [False]:
             t = torch_calls(shape, a, cl)
             for pass_, fn in (t or {}).items():
                 cands[f"torch{'-cl' if cl else ''} {pass_}"] = fn
         best = interleaved_minimum(cands, repeat, budget_s)
         for pass_, calls in convcol_calls(shape, a).items():
             flops = shape.forward_flops() * (1 if pass_ == "forward" else 3)
-            row = Row(shape.name, dtype, pass_, best[f"convcol {pass_}"],
-                      flops / best[f"convcol {pass_}"] / 1e9)
+            row = Row(
+                shape.name,
+                dtype,
+                pass_,
+                best[f"convcol {pass_}"],
+                flops / best[f"convcol {pass_}"] / 1e9,
+            )
             row.torch_s = best.get(f"torch {pass_}")
             row.torch_cl_s = best.get(f"torch-cl {pass_}")
             if pass_ == "forward":
                 row.gemm_s = best["gemm forward"]
             row.peak_extra_mib = peak_extra_bytes(calls) / 2**20
-            for key, ref in (("torch", row.torch_s), ("torch_cl", row.torch_cl_s),
-                             ("gemm", row.gemm_s)):
+            for key, ref in (
+                ("torch", row.torch_s),
+                ("torch_cl", row.torch_cl_s),
+                ("gemm", row.gemm_s),
+            ):
                 if ref:
                     row.ratios[key] = row.convcol_s / ref
             rows.append(row)
-            r = {k: f"{row.ratios[k]:.2f}x" if k in row.ratios else "-"
-                 for k in ("torch", "torch_cl", "gemm")}
-            print(f"{shape.name:22}{dtype:8}{pass_:17}{row.convcol_s * 1e3:>8.2f}ms"
-                  f"{row.gflops:>9.1f}{r['torch']:>9}{r['torch_cl']:>10}"
-                  f"{r['gemm']:>9}{row.peak_extra_mib:>10.1f}", file=out, flush=True)
-    print("ratios are convcol's time / the other's, from the same run: < 1 means convcol is "
-          "faster", file=out)
-    return {"blas": info, "torch": torch_version,
-            "rows": [{**asdict(r), "pass": r.pass_} for r in rows]}
+            r = {
+                k: f"{row.ratios[k]:.2f}x" if k in row.ratios else "-"
+                for k in ("torch", "torch_cl", "gemm")
+            }
+            print(
+                f"{shape.name:22}{dtype:8}{pass_:17}{row.convcol_s * 1e3:>8.2f}ms"
+                f"{row.gflops:>9.1f}{r['torch']:>9}{r['torch_cl']:>10}"
+                f"{r['gemm']:>9}{row.peak_extra_mib:>10.1f}",
+                file=out,
+                flush=True,
+            )
+    print(
+        "ratios are convcol's time / the other's, from the same run: < 1 means convcol is faster",
+        file=out,
+    )
+    return {
+        "blas": info,
+        "torch": torch_version,
+        "rows": [{**asdict(r), "pass": r.pass_} for r in rows],
+    }
 
 
 def write_json(results: dict[str, Any], path: str) -> None:

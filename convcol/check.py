@@ -67,8 +67,10 @@ class Config:
         return self.n * self.c * self.f * self.h * self.w * self.kh * self.kw + self.pad
 
     def describe(self) -> str:
-        return (f"x ({self.n}, {self.c}, {self.h}, {self.w}), w ({self.f}, {self.c}, {self.kh}, "
-                f"{self.kw}), stride {self.stride}, pad {self.pad}")
+        return (
+            f"x ({self.n}, {self.c}, {self.h}, {self.w}), w ({self.f}, {self.c}, {self.kh}, "
+            f"{self.kw}), stride {self.stride}, pad {self.pad}"
+        )
 
 
 @dataclass
@@ -83,8 +85,10 @@ class Failure:
     snippet: str = ""
 
     def __str__(self) -> str:
-        lines = [f"FAIL {self.output}: {self.message}", f"  smallest failing case: "
-                 f"{self.config.describe()}"]
+        lines = [
+            f"FAIL {self.output}: {self.message}",
+            f"  smallest failing case: {self.config.describe()}",
+        ]
         if self.index is not None:
             lines.append(f"  worst relative error {self.error:.3g} at index {self.index}")
         lines.append("  reproduce with:")
@@ -110,8 +114,10 @@ class CheckReport:
 
     def __str__(self) -> str:
         if self.passed:
-            return (f"PASS: {self.cases} cases agree with convcol's oracle "
-                    f"(tolerance {self.tol:g} relative to the largest value)")
+            return (
+                f"PASS: {self.cases} cases agree with convcol's oracle "
+                f"(tolerance {self.tol:g} relative to the largest value)"
+            )
         head = f"{len(self.failures)} output(s) disagree with convcol's oracle"
         return "\n\n".join([head, *map(str, self.failures)])
 
@@ -119,23 +125,29 @@ class CheckReport:
 def configs(cases: int, seed: int) -> Iterator[Config]:
     """A fixed list of bug-catching cases first, then random small ones, all valid."""
     fixed = [
-        Config(2, 3, 4, 5, 7, 3, 2, 1, 1, seed),   # non-square kernel, rectangular input
-        Config(2, 2, 3, 7, 7, 3, 3, 2, 1, seed),   # stride 2 with padding
-        Config(1, 1, 1, 4, 4, 2, 2, 1, 0, seed),   # the tutorial's single channel
-        Config(3, 2, 5, 6, 6, 3, 3, 1, 2, seed),   # more padding than one pixel
-        Config(2, 3, 2, 5, 5, 1, 1, 1, 0, seed),   # 1x1
-        Config(1, 4, 1, 3, 5, 3, 1, 1, 1, seed),   # kernel 3x1
-        Config(2, 1, 3, 9, 5, 3, 3, 2, 0, seed),   # stride 2 without padding
+        Config(2, 3, 4, 5, 7, 3, 2, 1, 1, seed),  # non-square kernel, rectangular input
+        Config(2, 2, 3, 7, 7, 3, 3, 2, 1, seed),  # stride 2 with padding
+        Config(1, 1, 1, 4, 4, 2, 2, 1, 0, seed),  # the tutorial's single channel
+        Config(3, 2, 5, 6, 6, 3, 3, 1, 2, seed),  # more padding than one pixel
+        Config(2, 3, 2, 5, 5, 1, 1, 1, 0, seed),  # 1x1
+        Config(1, 4, 1, 3, 5, 3, 1, 1, 1, seed),  # kernel 3x1
+        Config(2, 1, 3, 9, 5, 3, 3, 2, 0, seed),  # stride 2 without padding
     ]
     yield from fixed[:cases]
     rng = np.random.default_rng(seed)
     made = len(fixed)
     while made < cases:
         cfg = Config(
-            n=int(rng.integers(1, 4)), c=int(rng.integers(1, 4)), f=int(rng.integers(1, 5)),
-            h=int(rng.integers(1, 9)), w=int(rng.integers(1, 9)), kh=int(rng.integers(1, 5)),
-            kw=int(rng.integers(1, 5)), stride=int(rng.integers(1, 3)),
-            pad=int(rng.integers(0, 3)), seed=seed + made,
+            n=int(rng.integers(1, 4)),
+            c=int(rng.integers(1, 4)),
+            f=int(rng.integers(1, 5)),
+            h=int(rng.integers(1, 9)),
+            w=int(rng.integers(1, 9)),
+            kh=int(rng.integers(1, 5)),
+            kw=int(rng.integers(1, 5)),
+            stride=int(rng.integers(1, 3)),
+            pad=int(rng.integers(0, 3)),
+            seed=seed + made,
         )
         if cfg.fits():
             made += 1
@@ -176,8 +188,11 @@ def _run_case(
     for name, (g, e) in results.items():
         err, index, complaint = _worst(g, e)
         if complaint or err > tol:
-            failed[name] = (complaint or f"differs from the oracle by {err:.3g} (relative)",
-                            err, index)
+            failed[name] = (
+                complaint or f"differs from the oracle by {err:.3g} (relative)",
+                err,
+                index,
+            )
     return failed
 
 
@@ -204,8 +219,9 @@ def _shrink(forward, backward, cfg: Config, output: str, tol: float) -> Config:
 
 def _snippet(cfg: Config, output: str, specs: tuple[str, str] | None) -> str:
     args = (cfg.n, cfg.c, cfg.f, cfg.h, cfg.w, cfg.kh, cfg.kw, cfg.stride, cfg.pad, cfg.seed)
-    needs_backward = output in ("dx", "dw", "db") or (output == "raised" and bool(
-        specs and specs[1]))
+    needs_backward = output in ("dx", "dw", "db") or (
+        output == "raised" and bool(specs and specs[1])
+    )
     if specs:
         load = [f"forward = load_function({specs[0]!r})"]
         if needs_backward:
@@ -230,15 +246,21 @@ def _snippet(cfg: Config, output: str, specs: tuple[str, str] | None) -> str:
         lines.append("print(np.abs(out - ref).max())")
     elif output in ("dx", "dw", "db"):
         i = ("dx", "dw", "db").index(output)
-        lines += [f"got = backward(dout, cache)[{i}]",
-                  f"want = conv_backward_naive(dout, ref_cache)[{i}]",
-                  "print(np.abs(got - want).max())"]
+        lines += [
+            f"got = backward(dout, cache)[{i}]",
+            f"want = conv_backward_naive(dout, ref_cache)[{i}]",
+            "print(np.abs(got - want).max())",
+        ]
     return "\n".join(lines)
 
 
 def check_conv(
-    forward: Callable[..., Any], backward: Callable[..., Any] | None = None, *,
-    cases: int = 40, seed: int = 0, tol: float = 1e-7,
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None = None,
+    *,
+    cases: int = 40,
+    seed: int = 0,
+    tol: float = 1e-7,
     specs: tuple[str, str] | None = None,
 ) -> CheckReport:
     """Check a cs231n-style convolution against convcol's oracle.
@@ -284,9 +306,10 @@ def check_conv(
             seen.add(output)
             small = _shrink(forward, backward, cfg, output, tol)
             message, err, index = _run_case(forward, backward, small, tol)[output]
-            report.failures.append(Failure(output, small, message, err, index,
-                                           _snippet(small, output, specs)))
-    report.failures.sort(key=lambda f: (["raised", *OUTPUTS].index(f.output)))
+            report.failures.append(
+                Failure(output, small, message, err, index, _snippet(small, output, specs))
+            )
+    report.failures.sort(key=lambda f: ["raised", *OUTPUTS].index(f.output))
     return report
 
 

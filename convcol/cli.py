@@ -95,32 +95,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the naive loops against convcol on the cs231n case, then the benchmark suite "
         "against PyTorch and NumPy's GEMM",
     )
-    p_bench.add_argument("--quick", action="store_true",
-                         help="a few shapes and repeats (under a minute)")
-    p_bench.add_argument("--shapes", nargs="+", metavar="NAME",
-                         help="run only these shapes (see --list)")
+    p_bench.add_argument(
+        "--quick", action="store_true", help="a few shapes and repeats (under a minute)"
+    )
+    p_bench.add_argument(
+        "--shapes", nargs="+", metavar="NAME", help="run only these shapes (see --list)"
+    )
     p_bench.add_argument("--list", action="store_true", help="list the shapes and exit")
     p_bench.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
-    p_bench.add_argument("--repeat", type=int, default=None,
-                         help="timed rounds per shape (default 7, 3 with --quick)")
-    p_bench.add_argument("--no-naive", action="store_true",
-                         help="skip the naive-loops comparison")
+    p_bench.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="timed rounds per shape (default 7, 3 with --quick)",
+    )
+    p_bench.add_argument("--no-naive", action="store_true", help="skip the naive-loops comparison")
     p_bench.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
-    p_bench.add_argument("--plot", metavar="PATH",
-                         help="also draw the ratios to PyTorch as a PNG (needs matplotlib)")
+    p_bench.add_argument(
+        "--plot", metavar="PATH", help="also draw the ratios to PyTorch as a PNG (needs matplotlib)"
+    )
     p_bench.add_argument("--seed", type=int, default=0, help="seed of the random data")
     p_check = sub.add_parser(
         "check", help="check your own cs231n-style conv forward/backward against the oracle"
     )
     p_check.add_argument("forward", help="MODULE:FUNCTION or FILE.py:FUNCTION of the forward")
-    p_check.add_argument("backward", nargs="?",
-                         help="MODULE:FUNCTION or FILE.py:FUNCTION of the backward")
+    p_check.add_argument(
+        "backward", nargs="?", help="MODULE:FUNCTION or FILE.py:FUNCTION of the backward"
+    )
     p_check.add_argument("--cases", type=int, default=40, help="configurations (default 40)")
     p_check.add_argument("--seed", type=int, default=0)
-    p_check.add_argument("--tol", type=float, default=1e-7,
-                         help="largest error relative to the largest expected value")
-    p_check.add_argument("--forward-only", action="store_true",
-                         help="check only the forward pass")
+    p_check.add_argument(
+        "--tol",
+        type=float,
+        default=1e-7,
+        help="largest error relative to the largest expected value",
+    )
+    p_check.add_argument("--forward-only", action="store_true", help="check only the forward pass")
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(parser, args)
@@ -129,8 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.list:
             for s in suite.SHAPES:
-                print(f"{s.name:22} N={s.n} C={s.c} F={s.f} {s.h}x{s.w} k={s.kernel} "
-                      f"s={s.stride} p={s.padding} groups={s.groups}")
+                print(
+                    f"{s.name:22} N={s.n} C={s.c} F={s.f} {s.h}x{s.w} k={s.kernel} "
+                    f"s={s.stride} p={s.padding} groups={s.groups}"
+                )
             return 0
         repeat = args.repeat if args.repeat is not None else (3 if args.quick else 7)
         if repeat < 1:
@@ -144,8 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
         names = args.shapes or (suite.QUICK if args.quick else None)
         dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
-        results = suite.run_suite(names, dtypes, repeat=repeat,
-                                  budget_s=3.0 if args.quick else 20.0)
+        results = suite.run_suite(
+            names, dtypes, repeat=repeat, budget_s=3.0 if args.quick else 20.0
+        )
         if args.json:
             suite.write_json(results, args.json)
         if args.plot:
@@ -166,8 +179,14 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except Exception as e:
         print(f"convcol check: cannot import: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
-    report = check_conv(forward, backward, cases=args.cases, seed=args.seed, tol=args.tol,
-                        specs=(args.forward, args.backward or ""))
+    report = check_conv(
+        forward,
+        backward,
+        cases=args.cases,
+        seed=args.seed,
+        tol=args.tol,
+        specs=(args.forward, args.backward or ""),
+    )
     print(report)
     if report.raised:
         return 2

@@ -117,11 +117,15 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
     sample_bytes = max(1, row_bytes * rows)
     if sample_bytes <= budget:
         step = budget // sample_bytes
-        return [_Chunk(n0, min(n0 + step, geo.batch), 0, rows, True)
-                for n0 in range(0, geo.batch, step)]
+        return [
+            _Chunk(n0, min(n0 + step, geo.batch), 0, rows, True) for n0 in range(0, geo.batch, step)
+        ]
     step = max(1, budget // max(1, row_bytes))
-    return [_Chunk(n, n + 1, r0, min(r0 + step, rows), False)
-            for n in range(geo.batch) for r0 in range(0, rows, step)]
+    return [
+        _Chunk(n, n + 1, r0, min(r0 + step, rows), False)
+        for n in range(geo.batch)
+        for r0 in range(0, rows, step)
+    ]
 
 
 _local = threading.local()
@@ -143,8 +147,11 @@ def _columns(geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype) -> np.ndarray:
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
     """View a batch as 3-D spatial data, (n, C, D, H, W) or (n, D, H, W, C)."""
-    size = (1,) * (3 - geo.nd) + a.shape[1:-1] if geo.channels_last else (
-        (1,) * (3 - geo.nd) + a.shape[2:])
+    size = (
+        (1,) * (3 - geo.nd) + a.shape[1:-1]
+        if geo.channels_last
+        else ((1,) * (3 - geo.nd) + a.shape[2:])
+    )
     if geo.channels_last:
         return a.reshape((a.shape[0], *size, channels))
     return a.reshape((a.shape[0], channels, *size))
@@ -154,10 +161,11 @@ def _im2col_into(x: np.ndarray, cols: np.ndarray, geo: ConvGeometry, chunk: _Chu
     """Fill ``cols`` with the chunk's windows of ``x`` (padding already zeros-only)."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
     k = _kernels()
-    x5 = _as5d(x[chunk.n0:chunk.n1], geo, geo.channels)
+    x5 = _as5d(x[chunk.n0 : chunk.n1], geo, geo.channels)
     if geo.channels_last:
-        k.im2col_cl(x5, cols, kernel, stride, pad, dilation, out_size, geo.groups, chunk.r0,
-                    chunk.r1)
+        k.im2col_cl(
+            x5, cols, kernel, stride, pad, dilation, out_size, geo.groups, chunk.r0, chunk.r1
+        )
     else:
         k.im2col(x5, cols, kernel, stride, pad, dilation, out_size, chunk.r0, chunk.r1)
 
@@ -166,10 +174,11 @@ def _col2im_into(cols: np.ndarray, dx: np.ndarray, geo: ConvGeometry, chunk: _Ch
     """Add the scatter of the chunk's ``cols`` into ``dx``."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
     k = _kernels()
-    dx5 = _as5d(dx[chunk.n0:chunk.n1], geo, geo.channels)
+    dx5 = _as5d(dx[chunk.n0 : chunk.n1], geo, geo.channels)
     if geo.channels_last:
-        k.col2im_cl(cols, dx5, kernel, stride, pad, dilation, out_size, geo.groups, chunk.r0,
-                    chunk.r1)
+        k.col2im_cl(
+            cols, dx5, kernel, stride, pad, dilation, out_size, geo.groups, chunk.r0, chunk.r1
+        )
     else:
         k.col2im(cols, dx5, kernel, stride, pad, dilation, out_size, chunk.r0, chunk.r1)
 
@@ -182,8 +191,12 @@ def _spatial_axes(geo: ConvGeometry) -> tuple[int, ...]:
 def _pad(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     """``x`` padded by ``geo.padding_mode``: one gather through per-axis source indices."""
     index: list[Any] = [slice(None)] * x.ndim
-    grids = np.ix_(*(source_index(n, lo, hi, geo.padding_mode)
-                     for n, (lo, hi) in zip(geo.in_size, geo.pads, strict=True)))
+    grids = np.ix_(
+        *(
+            source_index(n, lo, hi, geo.padding_mode)
+            for n, (lo, hi) in zip(geo.in_size, geo.pads, strict=True)
+        )
+    )
     for ax, grid in zip(_spatial_axes(geo), grids, strict=True):
         index[ax] = grid
     return x[tuple(index)]
@@ -194,7 +207,7 @@ def _fold(dxp: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     for ax, n, (lo, hi) in zip(_spatial_axes(geo), geo.in_size, geo.pads, strict=True):
         src = source_index(n, lo, hi, geo.padding_mode)
         moved = np.moveaxis(dxp, ax, 0)
-        folded = moved[lo:lo + n].copy()
+        folded = moved[lo : lo + n].copy()
         for j in [*range(lo), *range(lo + n, lo + n + hi)]:  # the border only
             folded[src[j]] += moved[j]
         dxp = np.moveaxis(folded, 0, ax)
@@ -241,10 +254,10 @@ def _out_block(a: np.ndarray, geo: ConvGeometry, chunk: _Chunk) -> np.ndarray:
     _, width = _rows(geo)
     q0, q1 = chunk.r0 * width, chunk.r1 * width
     if geo.channels_last:
-        rows = a[chunk.n0:chunk.n1].reshape(nb, P, geo.filters)[:, q0:q1]
+        rows = a[chunk.n0 : chunk.n1].reshape(nb, P, geo.filters)[:, q0:q1]
         return rows.reshape(nb * (q1 - q0), G, Fg).transpose(1, 0, 2)
     if chunk.whole and nb > 1:
-        return a[chunk.n0:chunk.n1].reshape(nb, G, Fg, P)
+        return a[chunk.n0 : chunk.n1].reshape(nb, G, Fg, P)
     return a[chunk.n0].reshape(G, Fg, P)[:, :, q0:q1]
 
 
@@ -267,8 +280,7 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
         _im2col_into(x, cols, geo, chunk)
         block = _out_block(out, geo, chunk)
         if geo.channels_last:
-            np.matmul(cols.reshape(cols.shape[0], G, wg.shape[1]).transpose(1, 0, 2), wg,
-                      out=block)
+            np.matmul(cols.reshape(cols.shape[0], G, wg.shape[1]).transpose(1, 0, 2), wg, out=block)
         elif block.ndim == 3:
             # The GEMM writes straight into the output (rows P apart), no copy.
             np.matmul(wg, cols.reshape(G, wg.shape[2], cols.shape[1]), out=block)
@@ -310,13 +322,22 @@ def _pointwise_operands(
 
 
 def _backward(
-    dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, *,
+    dout: np.ndarray,
+    x: np.ndarray | None,
+    w: np.ndarray,
+    geo: ConvGeometry,
+    *,
     want_dx: bool = True,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(dx, dw)`` of :func:`_forward`; ``dw`` only when ``x`` is given, ``dx`` on request."""
     if _via_channels_first(geo):
-        dx, dw = _backward(_first(dout), None if x is None else _first(x), w,
-                           replace(geo, channels_last=False), want_dx=want_dx)
+        dx, dw = _backward(
+            _first(dout),
+            None if x is None else _first(x),
+            w,
+            replace(geo, channels_last=False),
+            want_dx=want_dx,
+        )
         return (None if dx is None else _last(dx)), dw
     outer = geo
     if geo.padding_mode != "zeros":
@@ -348,7 +369,8 @@ def _gemm_backward(
             cols_g = cols.reshape(G, wg.shape[2], cols.shape[1])  # (G, Cg*K, M)
             if block.ndim == 4:  # whole samples: (nb, G, Fg, P) -> (G, Fg, nb * P)
                 block = np.ascontiguousarray(block.transpose(1, 2, 0, 3)).reshape(
-                    G, block.shape[2], cols.shape[1])
+                    G, block.shape[2], cols.shape[1]
+                )
         if dwg is not None:
             _im2col_into(x, cols, geo, chunk)  # type: ignore[arg-type]
             if geo.channels_last:
@@ -404,8 +426,14 @@ def _depthwise_forward(
 ) -> np.ndarray:
     _, stride, pad, dilation, _, _ = geo.kernel_args()
     out = np.empty(geo.out_shape, x.dtype)
-    _kernels().depthwise_forward(_as5d(x, geo, geo.channels), _w5d(w, geo),
-                                 _as5d(out, geo, geo.filters), stride, pad, dilation)
+    _kernels().depthwise_forward(
+        _as5d(x, geo, geo.channels),
+        _w5d(w, geo),
+        _as5d(out, geo, geo.filters),
+        stride,
+        pad,
+        dilation,
+    )
     if b is not None:
         out += b.reshape((-1,) + (1,) * geo.nd)
     return out
@@ -420,12 +448,14 @@ def _depthwise_backward(
     dx = dw = None
     if want_dx:
         dx = np.empty(geo.x_shape, dout.dtype)
-        k.depthwise_backward_input(dout5, _w5d(w, geo), _as5d(dx, geo, geo.channels), stride,
-                                   pad, dilation)
+        k.depthwise_backward_input(
+            dout5, _w5d(w, geo), _as5d(dx, geo, geo.channels), stride, pad, dilation
+        )
     if x is not None:
         dw = np.zeros(geo.w_shape, dout.dtype)
-        k.depthwise_backward_weight(_as5d(x, geo, geo.channels), dout5, _w5d(dw, geo), stride,
-                                    pad, dilation)
+        k.depthwise_backward_weight(
+            _as5d(x, geo, geo.channels), dout5, _w5d(dw, geo), stride, pad, dilation
+        )
     return dx, dw
 
 
@@ -439,7 +469,13 @@ def _bias_grad(dout: np.ndarray, geo: ConvGeometry) -> np.ndarray:
 
 
 def _prepare(
-    nd: int, x: Any, w: Any, b: Any, dout: Any = None, *, transposed: bool = False,
+    nd: int,
+    x: Any,
+    w: Any,
+    b: Any,
+    dout: Any = None,
+    *,
+    transposed: bool = False,
     **options: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, ConvGeometry]:
     """Validate, resolve the geometry, and convert to C-contiguous native compute-dtype arrays.
@@ -626,120 +662,327 @@ def _doc(template: str, params: str, nd: int, example: str) -> str:
 
 
 def conv1d(
-    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
     data_format: str = "channels_first",
 ) -> np.ndarray:
-    return _conv(1, x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                 padding_mode=padding_mode, data_format=data_format)
+    return _conv(
+        1,
+        x,
+        w,
+        b,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 def conv2d(
-    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
     data_format: str = "channels_first",
 ) -> np.ndarray:
-    return _conv(2, x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                 padding_mode=padding_mode, data_format=data_format)
+    return _conv(
+        2,
+        x,
+        w,
+        b,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 def conv3d(
-    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
     data_format: str = "channels_first",
 ) -> np.ndarray:
-    return _conv(3, x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                 padding_mode=padding_mode, data_format=data_format)
+    return _conv(
+        3,
+        x,
+        w,
+        b,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 def conv1d_backward(
-    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    dout: Any,
+    x: Any,
+    w: Any,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
     data_format: str = "channels_first",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_backward(1, dout, x, w, stride=stride, padding=padding, dilation=dilation,
-                          groups=groups, padding_mode=padding_mode, data_format=data_format)
+    return _conv_backward(
+        1,
+        dout,
+        x,
+        w,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 def conv2d_backward(
-    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    dout: Any,
+    x: Any,
+    w: Any,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
     data_format: str = "channels_first",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_backward(2, dout, x, w, stride=stride, padding=padding, dilation=dilation,
-                          groups=groups, padding_mode=padding_mode, data_format=data_format)
+    return _conv_backward(
+        2,
+        dout,
+        x,
+        w,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 def conv3d_backward(
-    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+    dout: Any,
+    x: Any,
+    w: Any,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
     data_format: str = "channels_first",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_backward(3, dout, x, w, stride=stride, padding=padding, dilation=dilation,
-                          groups=groups, padding_mode=padding_mode, data_format=data_format)
+    return _conv_backward(
+        3,
+        dout,
+        x,
+        w,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 def conv_transpose1d(
-    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
-    padding_mode: str = "zeros", data_format: str = "channels_first",
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    data_format: str = "channels_first",
 ) -> np.ndarray:
-    return _conv_transpose(1, x, w, b, stride=stride, padding=padding,
-                           output_padding=output_padding, dilation=dilation, groups=groups,
-                           padding_mode=padding_mode, data_format=data_format)
+    return _conv_transpose(
+        1,
+        x,
+        w,
+        b,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 def conv_transpose2d(
-    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
-    padding_mode: str = "zeros", data_format: str = "channels_first",
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    data_format: str = "channels_first",
 ) -> np.ndarray:
-    return _conv_transpose(2, x, w, b, stride=stride, padding=padding,
-                           output_padding=output_padding, dilation=dilation, groups=groups,
-                           padding_mode=padding_mode, data_format=data_format)
+    return _conv_transpose(
+        2,
+        x,
+        w,
+        b,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 def conv_transpose3d(
-    x: Any, w: Any, b: Any = None, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
-    padding_mode: str = "zeros", data_format: str = "channels_first",
+    x: Any,
+    w: Any,
+    b: Any = None,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    data_format: str = "channels_first",
 ) -> np.ndarray:
-    return _conv_transpose(3, x, w, b, stride=stride, padding=padding,
-                           output_padding=output_padding, dilation=dilation, groups=groups,
-                           padding_mode=padding_mode, data_format=data_format)
+    return _conv_transpose(
+        3,
+        x,
+        w,
+        b,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 def conv_transpose1d_backward(
-    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
-    padding_mode: str = "zeros", data_format: str = "channels_first",
+    dout: Any,
+    x: Any,
+    w: Any,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    data_format: str = "channels_first",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_transpose_backward(1, dout, x, w, stride=stride, padding=padding,
-                                    output_padding=output_padding, dilation=dilation,
-                                    groups=groups, padding_mode=padding_mode,
-                                    data_format=data_format)
+    return _conv_transpose_backward(
+        1,
+        dout,
+        x,
+        w,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 def conv_transpose2d_backward(
-    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
-    padding_mode: str = "zeros", data_format: str = "channels_first",
+    dout: Any,
+    x: Any,
+    w: Any,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    data_format: str = "channels_first",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_transpose_backward(2, dout, x, w, stride=stride, padding=padding,
-                                    output_padding=output_padding, dilation=dilation,
-                                    groups=groups, padding_mode=padding_mode,
-                                    data_format=data_format)
+    return _conv_transpose_backward(
+        2,
+        dout,
+        x,
+        w,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 def conv_transpose3d_backward(
-    dout: Any, x: Any, w: Any, *, stride: IntOrTuple = 1, padding: Padding = 0,
-    output_padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
-    padding_mode: str = "zeros", data_format: str = "channels_first",
+    dout: Any,
+    x: Any,
+    w: Any,
+    *,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    data_format: str = "channels_first",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_transpose_backward(3, dout, x, w, stride=stride, padding=padding,
-                                    output_padding=output_padding, dilation=dilation,
-                                    groups=groups, padding_mode=padding_mode,
-                                    data_format=data_format)
+    return _conv_transpose_backward(
+        3,
+        dout,
+        x,
+        w,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+        data_format=data_format,
+    )
 
 
 _EXAMPLES = {
@@ -864,12 +1107,18 @@ Examples
 
 for _fn, _template, _params in [
     *[(f, _CONV_DOC, _SAME_PARAMS) for f in (conv1d, conv2d, conv3d)],
-    *[(f, _CONV_BACKWARD_DOC, _SAME_PARAMS)
-      for f in (conv1d_backward, conv2d_backward, conv3d_backward)],
-    *[(f, _TRANSPOSE_DOC, _TRANSPOSE_PARAMS)
-      for f in (conv_transpose1d, conv_transpose2d, conv_transpose3d)],
-    *[(f, _TRANSPOSE_BACKWARD_DOC, _TRANSPOSE_PARAMS)
-      for f in (conv_transpose1d_backward, conv_transpose2d_backward, conv_transpose3d_backward)],
+    *[
+        (f, _CONV_BACKWARD_DOC, _SAME_PARAMS)
+        for f in (conv1d_backward, conv2d_backward, conv3d_backward)
+    ],
+    *[
+        (f, _TRANSPOSE_DOC, _TRANSPOSE_PARAMS)
+        for f in (conv_transpose1d, conv_transpose2d, conv_transpose3d)
+    ],
+    *[
+        (f, _TRANSPOSE_BACKWARD_DOC, _TRANSPOSE_PARAMS)
+        for f in (conv_transpose1d_backward, conv_transpose2d_backward, conv_transpose3d_backward)
+    ],
 ]:
     _nd = int(_fn.__name__.split("d")[0][-1])
     _fn.__doc__ = _doc(_template, _params, _nd, _EXAMPLES.get(_fn.__name__, ""))
@@ -979,8 +1228,13 @@ def _patch_geometry(
         raise ConvError(f"x must be 4-D (N, C, H, W), got {len(x_shape)}-D shape {x_shape}")
     kernel = per_axis("kernel_size", kernel_size, 2, 1)
     return conv_geometry(
-        x_shape, (1, x_shape[1], *kernel), None, 2,
-        stride=stride, padding=padding, dilation=dilation,
+        x_shape,
+        (1, x_shape[1], *kernel),
+        None,
+        2,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
     )
 
 

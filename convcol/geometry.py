@@ -107,8 +107,15 @@ def resolve_same(n: int, k: int, s: int, d: int) -> tuple[int, int]:
 
 
 def _common(
-    x_shape: tuple[int, ...], w_shape: tuple[int, ...], b_shape: tuple[int, ...] | None,
-    nd: int, stride: Any, dilation: Any, groups: Any, data_format: Any, transposed: bool,
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    b_shape: tuple[int, ...] | None,
+    nd: int,
+    stride: Any,
+    dilation: Any,
+    groups: Any,
+    data_format: Any,
+    transposed: bool,
 ) -> tuple[tuple[int, ...], tuple[int, ...], int, bool]:
     stride_t = per_axis("stride", stride, nd, 1)
     dilation_t = per_axis("dilation", dilation, nd, 1)
@@ -128,9 +135,17 @@ def _split(x_shape: tuple[int, ...], channels_last: bool) -> tuple[int, tuple[in
 
 
 def conv_geometry(
-    x_shape: tuple[int, ...], w_shape: tuple[int, ...], b_shape: tuple[int, ...] | None,
-    nd: int, *, stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: Any = 1,
-    padding_mode: Any = "zeros", data_format: Any = "channels_first",
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    b_shape: tuple[int, ...] | None,
+    nd: int,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: Any = 1,
+    padding_mode: Any = "zeros",
+    data_format: Any = "channels_first",
 ) -> ConvGeometry:
     """Validate a convolution's arguments and resolve its geometry."""
     stride_t, dilation_t, g, channels_last = _common(
@@ -156,9 +171,18 @@ def conv_geometry(
         for n, (lo, hi), k, s, d in zip(in_size, pads, kernel, stride_t, dilation_t, strict=True)
     )
     geo = ConvGeometry(
-        batch=x_shape[0], channels=channels, filters=w_shape[0], groups=g,
-        in_size=in_size, kernel=kernel, stride=stride_t, dilation=dilation_t,
-        pads=pads, out_size=out_size, padding_mode=mode, channels_last=channels_last,
+        batch=x_shape[0],
+        channels=channels,
+        filters=w_shape[0],
+        groups=g,
+        in_size=in_size,
+        kernel=kernel,
+        stride=stride_t,
+        dilation=dilation_t,
+        pads=pads,
+        out_size=out_size,
+        padding_mode=mode,
+        channels_last=channels_last,
     )
     check_element_count("the output", geo.out_shape, shapes)
     check_element_count("the padded input", geo.padded().x_shape, shapes)
@@ -166,9 +190,18 @@ def conv_geometry(
 
 
 def transpose_geometry(
-    x_shape: tuple[int, ...], w_shape: tuple[int, ...], b_shape: tuple[int, ...] | None,
-    nd: int, *, stride: Any = 1, padding: Any = 0, output_padding: Any = 0, dilation: Any = 1,
-    groups: Any = 1, padding_mode: Any = "zeros", data_format: Any = "channels_first",
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    b_shape: tuple[int, ...] | None,
+    nd: int,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    dilation: Any = 1,
+    groups: Any = 1,
+    padding_mode: Any = "zeros",
+    data_format: Any = "channels_first",
 ) -> ConvGeometry:
     """The geometry of the convolution whose adjoint is this transposed convolution.
 
@@ -199,9 +232,17 @@ def transpose_geometry(
             )
         out_size.append(size)
     geo = ConvGeometry(
-        batch=x_shape[0], channels=w_shape[1] * g, filters=channels, groups=g,
-        in_size=tuple(out_size), kernel=kernel, stride=stride_t, dilation=dilation_t,
-        pads=pad_spec, out_size=in_size, channels_last=channels_last,
+        batch=x_shape[0],
+        channels=w_shape[1] * g,
+        filters=channels,
+        groups=g,
+        in_size=tuple(out_size),
+        kernel=kernel,
+        stride=stride_t,
+        dilation=dilation_t,
+        pads=pad_spec,
+        out_size=in_size,
+        channels_last=channels_last,
     )
     check_element_count("the output", geo.x_shape, f"x.shape={x_shape}, w.shape={w_shape}")
     return geo

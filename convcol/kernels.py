@@ -52,7 +52,7 @@ def im2col(x, cols, kernel, stride, pad, dilation, out_size, r0, r1):
                         i_h = oh * stride[1] + kh * dilation[1] - pad[1]
                         base = (n * R + r - r0) * OW
                         # Row views: plain 1-D loops that LLVM vectorises.
-                        crow = cols[row, base:base + OW]
+                        crow = cols[row, base : base + OW]
                         if i_d < 0 or i_d >= D or i_h < 0 or i_h >= H:
                             crow[:] = 0
                             continue
@@ -88,7 +88,7 @@ def col2im(cols, dx, kernel, stride, pad, dilation, out_size, r0, r1):
                         if i_h < 0 or i_h >= H:
                             continue
                         base = (n * R + r - r0) * OW
-                        crow = cols[row, base:base + OW]
+                        crow = cols[row, base : base + OW]
                         dxrow = dx[n, c, i_d, i_h]
                         for ow in range(lo, hi):
                             dxrow[ow * stride[2] + off_w] += crow[ow]
@@ -185,7 +185,7 @@ def depthwise_forward(x, w, out, stride, pad, dilation):
                                     continue
                                 # Row views: plain 1-D loops that LLVM vectorises.
                                 orow = out[n, f, od, oh, lo:hi]
-                                xrow = x[n, c, i_d, i_h, lo * stride[2] + off_w:]
+                                xrow = x[n, c, i_d, i_h, lo * stride[2] + off_w :]
                                 for j in range(orow.shape[0]):
                                     orow[j] += wv * xrow[j * stride[2]]
 
@@ -215,7 +215,7 @@ def depthwise_backward_input(dout, w, dx, stride, pad, dilation):
                                     if i_h < 0 or i_h >= H:
                                         continue
                                     grow = dout[n, f, od, oh, lo:hi]
-                                    dxrow = dx[n, c, i_d, i_h, lo * stride[2] + off_w:]
+                                    dxrow = dx[n, c, i_d, i_h, lo * stride[2] + off_w :]
                                     for j in range(grow.shape[0]):
                                         dxrow[j * stride[2]] += wv * grow[j]
 
@@ -246,7 +246,7 @@ def depthwise_backward_weight(x, dout, dw, stride, pad, dilation):
                                 if i_h < 0 or i_h >= H:
                                     continue
                                 grow = dout[n, f, od, oh, lo:hi]
-                                xrow = x[n, c, i_d, i_h, lo * stride[2] + off_w:]
+                                xrow = x[n, c, i_d, i_h, lo * stride[2] + off_w :]
                                 for j in range(grow.shape[0]):
                                     acc += xrow[j * stride[2]] * grow[j]
                     dw[f, 0, kd, kh, kw] = acc

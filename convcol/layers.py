@@ -30,11 +30,19 @@ class _ConvNd:
     transposed: bool = False
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
-        stride: int | tuple[int, ...] = 1, padding: Any = 0,
-        dilation: int | tuple[int, ...] = 1, groups: int = 1, bias: bool = True,
-        dtype: Any = np.float64, rng: np.random.Generator | int | None = None,
-        padding_mode: str = "zeros", data_format: str = "channels_first",
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: Any = 0,
+        dilation: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        dtype: Any = np.float64,
+        rng: np.random.Generator | int | None = None,
+        padding_mode: str = "zeros",
+        data_format: str = "channels_first",
     ) -> None:
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -52,8 +60,12 @@ class _ConvNd:
         choice("padding_mode", padding_mode, PADDING_MODES)
         choice("data_format", data_format, DATA_FORMATS)
         self.options: dict[str, Any] = {
-            "stride": stride, "padding": padding, "dilation": dilation, "groups": g,
-            "padding_mode": padding_mode, "data_format": data_format,
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+            "groups": g,
+            "padding_mode": padding_mode,
+            "data_format": data_format,
         }
         # PyTorch's weight layouts: (out, in // groups, k...), transposed (in, out // groups, k...).
         shape = (c_in, c_out // g, *kernel) if self.transposed else (c_out, c_in // g, *kernel)
@@ -110,8 +122,11 @@ class _ConvNd:
 
     def __repr__(self) -> str:
         a, b_, *kernel = self.weight.shape
-        c_in, c_out = (a, b_ * self.options["groups"]) if self.transposed else (
-            b_ * self.options["groups"], a)
+        c_in, c_out = (
+            (a, b_ * self.options["groups"])
+            if self.transposed
+            else (b_ * self.options["groups"], a)
+        )
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return (
             f"{type(self).__name__}({c_in}, {c_out}, kernel_size={tuple(kernel)}, {opts}, "
@@ -159,8 +174,36 @@ class Conv3d(_ConvNd):
 class _ConvTransposeNd(_ConvNd):
     transposed = True
 
-    def __init__(self, *args: Any, output_padding: int | tuple[int, ...] = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: Any = 0,
+        output_padding: int | tuple[int, ...] = 0,
+        dilation: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        dtype: Any = np.float64,
+        rng: np.random.Generator | int | None = None,
+        padding_mode: str = "zeros",
+        data_format: str = "channels_first",
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            dtype,
+            rng,
+            padding_mode,
+            data_format,
+        )
         per_axis("output_padding", output_padding, self.nd, 0)
         self.options["output_padding"] = output_padding
 
@@ -240,7 +283,8 @@ for _cls in (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTrans
         extra_names=", output_padding" if _t else "",
         extra_doc="" if not _t else " ``padding_mode`` must be 'zeros'.",
         wshape=(
-            "(in_channels, out_channels // groups, *kernel_size)" if _t
+            "(in_channels, out_channels // groups, *kernel_size)"
+            if _t
             else "(out_channels, in_channels // groups, *kernel_size)"
         ),
         example=_EXAMPLES.get(_cls, ""),

@@ -77,8 +77,15 @@ class _Args:
         fmt = choice("data_format", options.get("data_format", "channels_first"), DATA_FORMATS)
         self.channels_last = fmt == "channels_last"
         padding = parse_padding("padding", options.get("padding", 0), nd)
-        check_conv_shapes(x.shape, w.shape, None if b is None else b.shape, self.groups, nd,
-                          channels_last=self.channels_last, transposed=transposed)
+        check_conv_shapes(
+            x.shape,
+            w.shape,
+            None if b is None else b.shape,
+            self.groups,
+            nd,
+            channels_last=self.channels_last,
+            transposed=transposed,
+        )
         self.dtype = compute_dtype(x, w, b, dout)
         self.x = self.channels_first(x.astype(self.dtype))
         self.w = w.astype(self.dtype)
@@ -88,10 +95,12 @@ class _Args:
         self.kernel = w.shape[2:]
         in_size = self.x.shape[2:]
         if transposed:
-            self.output_padding = per_axis("output_padding", options.get("output_padding", 0),
-                                           nd, 0)
-            check_transpose_options(padding, self.mode, self.output_padding, self.stride,
-                                    self.dilation)
+            self.output_padding = per_axis(
+                "output_padding", options.get("output_padding", 0), nd, 0
+            )
+            check_transpose_options(
+                padding, self.mode, self.output_padding, self.stride, self.dilation
+            )
             self.pads = padding
         else:
             self.pads = self._resolve(padding, in_size)
@@ -127,8 +136,7 @@ class _Args:
         # Window starts are every stride-th padded pixel from which the whole kernel fits.
         return tuple(
             len(range(0, n - _span(k, d) + 1, s))
-            for n, k, s, d in zip(padded_size, self.kernel, self.stride, self.dilation,
-                                  strict=True)
+            for n, k, s, d in zip(padded_size, self.kernel, self.stride, self.dilation, strict=True)
         )
 
     def group_slices(self, groups_of: int, per_group: int, channel: int) -> slice:
@@ -147,7 +155,7 @@ class _Args:
                 d = np.take(d, np.arange(lo, lo + n), axis=axis)
                 continue
             source = np.pad(np.arange(n), (lo, hi), mode=_NP_PAD_MODE[self.mode])
-            folded = np.zeros((*d.shape[:axis], n, *d.shape[axis + 1:]), d.dtype)
+            folded = np.zeros((*d.shape[:axis], n, *d.shape[axis + 1 :]), d.dtype)
             for j, i in enumerate(source):
                 index = (slice(None),) * axis
                 folded[(*index, i)] += d[(*index, j)]
@@ -155,9 +163,7 @@ class _Args:
         return d
 
 
-def conv_nd_naive(
-    x: Any, w: Any, b: Any = None, **options: Any
-) -> np.ndarray:
+def conv_nd_naive(x: Any, w: Any, b: Any = None, **options: Any) -> np.ndarray:
     """Convolution of any rank by loops: ``convcol.conv1d/2d/3d``'s definition.
 
     Parameters
@@ -234,8 +240,9 @@ def _full_size(a: _Args, in_size: tuple[int, ...]) -> tuple[int, ...]:
     # Every input pixel's window, laid end to end by the stride, plus output_padding.
     return tuple(
         (n - 1) * s + _span(k, d) + op
-        for n, s, k, d, op in zip(in_size, a.stride, a.kernel, a.dilation, a.output_padding,
-                                  strict=True)
+        for n, s, k, d, op in zip(
+            in_size, a.stride, a.kernel, a.dilation, a.output_padding, strict=True
+        )
     )
 
 
@@ -395,8 +402,10 @@ def conv_backward_naive(
     x, w, b, conv_param = cache
     options = parse_conv_param(conv_param)
     _check_4d(x)
-    dtype = compute_dtype(*(as_array(n, a) for n, a in (("x", x), ("w", w), ("dout", dout))),
-                          None if b is None else as_array("b", b))
+    dtype = compute_dtype(
+        *(as_array(n, a) for n, a in (("x", x), ("w", w), ("dout", dout))),
+        None if b is None else as_array("b", b),
+    )
     dx, dw, db = conv_nd_backward_naive(dout, x, w, **options)
     return dx.astype(dtype), dw.astype(dtype), db.astype(dtype)
 

@@ -129,9 +129,7 @@ def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def check_padding_mode(
-    mode: str, in_size: tuple[int, ...], pads: Pads, shapes: str
-) -> None:
+def check_padding_mode(mode: str, in_size: tuple[int, ...], pads: Pads, shapes: str) -> None:
     """Refuse pads a non-zero padding mode cannot fill from the input (as PyTorch does)."""
     for ax, (n, (lo, hi)) in enumerate(zip(in_size, pads, strict=True)):
         if mode == "reflect" and max(lo, hi) >= n:
@@ -151,8 +149,11 @@ def check_padding_mode(
 
 
 def check_transpose_options(
-    padding: PaddingSpec, padding_mode: str, output_padding: tuple[int, ...],
-    stride: tuple[int, ...], dilation: tuple[int, ...],
+    padding: PaddingSpec,
+    padding_mode: str,
+    output_padding: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
 ) -> None:
     """The rules a transposed convolution adds: explicit zero padding, small output_padding."""
     if padding_mode != "zeros":
@@ -252,13 +253,10 @@ def check_conv_shapes(
     x_layout = f"(N, {axes}, C)" if channels_last else f"(N, C, {axes})"
     w_layout = "(C, F // groups, " if transposed else "(F, C // groups, "
     if len(x_shape) != nd + 2:
-        raise ConvError(
-            f"x must be {nd + 2}-D {x_layout}, got {len(x_shape)}-D x.shape={x_shape}"
-        )
+        raise ConvError(f"x must be {nd + 2}-D {x_layout}, got {len(x_shape)}-D x.shape={x_shape}")
     if len(w_shape) != nd + 2:
         raise ConvError(
-            f"w must be {nd + 2}-D {w_layout}kernel {axes}), got {len(w_shape)}-D "
-            f"w.shape={w_shape}"
+            f"w must be {nd + 2}-D {w_layout}kernel {axes}), got {len(w_shape)}-D w.shape={w_shape}"
         )
     for ax, k in enumerate(w_shape[2:]):
         if k < 1:

@@ -14,8 +14,18 @@ __all__ = ["DEFAULT_WORKSPACE_LIMIT", "get_workspace_limit", "workspace_limit"]
 #: The limit when neither :func:`workspace_limit` nor ``CONVCOL_WORKSPACE_LIMIT`` sets one.
 DEFAULT_WORKSPACE_LIMIT = 256 * 2**20
 
-_UNITS = {"": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20,
-          "MIB": 2**20, "G": 2**30, "GB": 2**30, "GIB": 2**30}
+_UNITS = {
+    "": 1,
+    "K": 2**10,
+    "KB": 2**10,
+    "KIB": 2**10,
+    "M": 2**20,
+    "MB": 2**20,
+    "MIB": 2**20,
+    "G": 2**30,
+    "GB": 2**30,
+    "GIB": 2**30,
+}
 
 # A context variable, so that a limit set in one thread (or asyncio task) is not seen by
 # calls running in another.
@@ -27,7 +37,7 @@ _limit: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 def _parse(text: str) -> int:
     t = text.strip().upper().replace(" ", "")
     digits = t.rstrip("KMGIB")
-    unit = t[len(digits):]
+    unit = t[len(digits) :]
     if not digits.isdigit() or unit not in _UNITS:
         raise ConvError(
             f"CONVCOL_WORKSPACE_LIMIT must be a number of bytes, optionally with a K, M or G "

@@ -176,8 +176,7 @@ def main(argv: list[str] | None = None) -> float:
             time_layers(net, x_train, y_train, args.batch, args.time_batches)
     acc = accuracy(net, x_test, y_test)
     print(
-        f"final test accuracy {acc:.3f} with the {args.layer} layer, "
-        f"{training:.1f} s of training"
+        f"final test accuracy {acc:.3f} with the {args.layer} layer, {training:.1f} s of training"
     )
     return acc
 
