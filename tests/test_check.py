@@ -119,3 +119,44 @@ def test_cli_exit_codes():
     assert missing.returncode == 2 and "cannot import" in missing.stderr
     usage = _cli("student_convs:forward_correct")
     assert usage.returncode == 2 and "--forward-only" in usage.stderr
+
+
+def test_load_function_by_module_and_by_path(monkeypatch):
+    from convcol.check import load_function
+
+    monkeypatch.chdir(HERE)
+    assert load_function("student_convs:forward_correct").__name__ == "forward_correct"
+    by_path = load_function(str(HERE / "student_convs.py") + ":backward_overwrite")
+    assert by_path.__name__ == "backward_overwrite"
+    for bad, message in [
+        ("student_convs", "expected MODULE:FUNCTION"),
+        ("student_convs:no_such_function", "has no function 'no_such_function'"),
+        ("no_such_file.py:f", "no file 'no_such_file.py'"),
+    ]:
+        with pytest.raises(ImportError, match=message):
+            load_function(bad)
+
+
+def test_cli_in_process(monkeypatch, capsys):
+    from convcol import cli
+
+    monkeypatch.chdir(HERE)
+    assert (
+        cli.main(
+            [
+                "check",
+                "student_convs:forward_correct",
+                "student_convs:backward_correct",
+                "--cases",
+                "5",
+            ]
+        )
+        == 0
+    )
+    assert "PASS: 5 cases" in capsys.readouterr().out
+    assert cli.main(["check", "student_convs:forward_transposed_kernel", "--forward-only"]) == 1
+    assert "FAIL out" in capsys.readouterr().out
+    assert cli.main(["check", "nope:f", "--forward-only"]) == 2
+    assert "cannot import" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["check", "student_convs:forward_correct", "--forward-only", "--cases", "0"])
