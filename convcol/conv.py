@@ -18,6 +18,7 @@ and its backward pass that convolution's forward pass and ``dw``: no second engi
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -661,330 +662,6 @@ def _doc(template: str, params: str, nd: int, example: str) -> str:
     return template.format(params=params.format(**fields), example=example, **fields)
 
 
-def conv1d(
-    x: Any,
-    w: Any,
-    b: Any = None,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> np.ndarray:
-    return _conv(
-        1,
-        x,
-        w,
-        b,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
-def conv2d(
-    x: Any,
-    w: Any,
-    b: Any = None,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> np.ndarray:
-    return _conv(
-        2,
-        x,
-        w,
-        b,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
-def conv3d(
-    x: Any,
-    w: Any,
-    b: Any = None,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> np.ndarray:
-    return _conv(
-        3,
-        x,
-        w,
-        b,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
-def conv1d_backward(
-    dout: Any,
-    x: Any,
-    w: Any,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_backward(
-        1,
-        dout,
-        x,
-        w,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
-def conv2d_backward(
-    dout: Any,
-    x: Any,
-    w: Any,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_backward(
-        2,
-        dout,
-        x,
-        w,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
-def conv3d_backward(
-    dout: Any,
-    x: Any,
-    w: Any,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_backward(
-        3,
-        dout,
-        x,
-        w,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
-def conv_transpose1d(
-    x: Any,
-    w: Any,
-    b: Any = None,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    output_padding: IntOrTuple = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> np.ndarray:
-    return _conv_transpose(
-        1,
-        x,
-        w,
-        b,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
-def conv_transpose2d(
-    x: Any,
-    w: Any,
-    b: Any = None,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    output_padding: IntOrTuple = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> np.ndarray:
-    return _conv_transpose(
-        2,
-        x,
-        w,
-        b,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
-def conv_transpose3d(
-    x: Any,
-    w: Any,
-    b: Any = None,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    output_padding: IntOrTuple = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> np.ndarray:
-    return _conv_transpose(
-        3,
-        x,
-        w,
-        b,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
-def conv_transpose1d_backward(
-    dout: Any,
-    x: Any,
-    w: Any,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    output_padding: IntOrTuple = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_transpose_backward(
-        1,
-        dout,
-        x,
-        w,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
-def conv_transpose2d_backward(
-    dout: Any,
-    x: Any,
-    w: Any,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    output_padding: IntOrTuple = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_transpose_backward(
-        2,
-        dout,
-        x,
-        w,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
-def conv_transpose3d_backward(
-    dout: Any,
-    x: Any,
-    w: Any,
-    *,
-    stride: IntOrTuple = 1,
-    padding: Padding = 0,
-    output_padding: IntOrTuple = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    padding_mode: str = "zeros",
-    data_format: str = "channels_first",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _conv_transpose_backward(
-        3,
-        dout,
-        x,
-        w,
-        stride=stride,
-        padding=padding,
-        output_padding=output_padding,
-        dilation=dilation,
-        groups=groups,
-        padding_mode=padding_mode,
-        data_format=data_format,
-    )
-
-
 _EXAMPLES = {
     "conv1d": """
 Examples
@@ -1105,24 +782,151 @@ Examples
 """,
 }
 
-for _fn, _template, _params in [
-    *[(f, _CONV_DOC, _SAME_PARAMS) for f in (conv1d, conv2d, conv3d)],
-    *[
-        (f, _CONV_BACKWARD_DOC, _SAME_PARAMS)
-        for f in (conv1d_backward, conv2d_backward, conv3d_backward)
-    ],
-    *[
-        (f, _TRANSPOSE_DOC, _TRANSPOSE_PARAMS)
-        for f in (conv_transpose1d, conv_transpose2d, conv_transpose3d)
-    ],
-    *[
-        (f, _TRANSPOSE_BACKWARD_DOC, _TRANSPOSE_PARAMS)
-        for f in (conv_transpose1d_backward, conv_transpose2d_backward, conv_transpose3d_backward)
-    ],
-]:
-    _nd = int(_fn.__name__.split("d")[0][-1])
-    _fn.__doc__ = _doc(_template, _params, _nd, _EXAMPLES.get(_fn.__name__, ""))
-del _fn, _template, _params, _nd
+
+def _public(fn: Callable[..., Any], name: str, template: str, params: str, nd: int) -> Any:
+    """Name and document one of the functions the factories below make."""
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = _doc(template, params, nd, _EXAMPLES.get(name, ""))
+    return fn
+
+
+# One factory per kind; each makes the 1-D, 2-D and 3-D function, which differ only in rank.
+def _make_conv(nd: int) -> Callable[..., np.ndarray]:
+    def conv(
+        x: Any,
+        w: Any,
+        b: Any = None,
+        *,
+        stride: IntOrTuple = 1,
+        padding: Padding = 0,
+        dilation: IntOrTuple = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        data_format: str = "channels_first",
+    ) -> np.ndarray:
+        return _conv(
+            nd,
+            x,
+            w,
+            b,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            padding_mode=padding_mode,
+            data_format=data_format,
+        )
+
+    return _public(conv, f"conv{nd}d", _CONV_DOC, _SAME_PARAMS, nd)
+
+
+def _make_conv_backward(nd: int) -> Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def conv_backward(
+        dout: Any,
+        x: Any,
+        w: Any,
+        *,
+        stride: IntOrTuple = 1,
+        padding: Padding = 0,
+        dilation: IntOrTuple = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        data_format: str = "channels_first",
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _conv_backward(
+            nd,
+            dout,
+            x,
+            w,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            padding_mode=padding_mode,
+            data_format=data_format,
+        )
+
+    return _public(conv_backward, f"conv{nd}d_backward", _CONV_BACKWARD_DOC, _SAME_PARAMS, nd)
+
+
+def _make_conv_transpose(nd: int) -> Callable[..., np.ndarray]:
+    def conv_transpose(
+        x: Any,
+        w: Any,
+        b: Any = None,
+        *,
+        stride: IntOrTuple = 1,
+        padding: Padding = 0,
+        output_padding: IntOrTuple = 0,
+        dilation: IntOrTuple = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        data_format: str = "channels_first",
+    ) -> np.ndarray:
+        return _conv_transpose(
+            nd,
+            x,
+            w,
+            b,
+            stride=stride,
+            padding=padding,
+            output_padding=output_padding,
+            dilation=dilation,
+            groups=groups,
+            padding_mode=padding_mode,
+            data_format=data_format,
+        )
+
+    return _public(conv_transpose, f"conv_transpose{nd}d", _TRANSPOSE_DOC, _TRANSPOSE_PARAMS, nd)
+
+
+def _make_conv_transpose_backward(
+    nd: int,
+) -> Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def conv_transpose_backward(
+        dout: Any,
+        x: Any,
+        w: Any,
+        *,
+        stride: IntOrTuple = 1,
+        padding: Padding = 0,
+        output_padding: IntOrTuple = 0,
+        dilation: IntOrTuple = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        data_format: str = "channels_first",
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _conv_transpose_backward(
+            nd,
+            dout,
+            x,
+            w,
+            stride=stride,
+            padding=padding,
+            output_padding=output_padding,
+            dilation=dilation,
+            groups=groups,
+            padding_mode=padding_mode,
+            data_format=data_format,
+        )
+
+    return _public(
+        conv_transpose_backward,
+        f"conv_transpose{nd}d_backward",
+        _TRANSPOSE_BACKWARD_DOC,
+        _TRANSPOSE_PARAMS,
+        nd,
+    )
+
+
+conv1d, conv2d, conv3d = (_make_conv(nd) for nd in (1, 2, 3))
+conv1d_backward, conv2d_backward, conv3d_backward = (_make_conv_backward(nd) for nd in (1, 2, 3))
+conv_transpose1d, conv_transpose2d, conv_transpose3d = (
+    _make_conv_transpose(nd) for nd in (1, 2, 3)
+)
+conv_transpose1d_backward, conv_transpose2d_backward, conv_transpose3d_backward = (
+    _make_conv_transpose_backward(nd) for nd in (1, 2, 3)
+)
 
 
 @dataclass(frozen=True, eq=False)
