@@ -1,7 +1,7 @@
 """convcol: fast, exact convolution for NumPy neural nets.
 
 The fast path lays input windows out as matrix columns (im2col, a Numba kernel) and does one
-GEMM; the backward pass is two GEMMs and a col2im scatter-add. :mod:`convcol.naive` holds the
+GEMM; the backward pass is two GEMMs and a col2im scatter-add. ``convcol.naive`` holds the
 plain-loop oracle every fast result is tested against.
 """
 

@@ -2,7 +2,7 @@
 
 A forward ``f(x, w, b, conv_param) -> (out, cache)`` and a backward
 ``g(dout, cache) -> (dx, dw, db)`` are run on many small configurations and compared with
-:mod:`convcol.naive`. Each failing output is shrunk to the smallest configuration that still
+``convcol.naive``. Each failing output is shrunk to the smallest configuration that still
 fails and reported with a snippet that reproduces it.
 """
 
@@ -90,7 +90,7 @@ class Failure:
             f"  smallest failing case: {self.config.describe()}",
         ]
         if self.index is not None:
-            lines.append(f"  worst relative error {self.error:.3g} at index {self.index}")
+            lines.append(f"  worst error {self.error:.3g} at index {self.index}")
         lines.append("  reproduce with:")
         lines += ["    " + s for s in self.snippet.splitlines()]
         return "\n".join(lines)
@@ -98,7 +98,7 @@ class Failure:
 
 @dataclass
 class CheckReport:
-    """What :func:`check_conv` found. ``passed`` is true when every case agreed."""
+    """What ``check_conv`` found. ``passed`` is true when every case agreed."""
 
     cases: int
     tol: float
@@ -118,7 +118,10 @@ class CheckReport:
                 f"PASS: {self.cases} cases agree with convcol's oracle "
                 f"(tolerance {self.tol:g} relative to the largest value)"
             )
-        head = f"{len(self.failures)} output(s) disagree with convcol's oracle"
+        head = (
+            f"{len(self.failures)} problem(s): outputs that disagree with convcol's oracle, "
+            "or calls that raised"
+        )
         return "\n\n".join([head, *map(str, self.failures)])
 
 
@@ -161,7 +164,9 @@ def _worst(got: Any, want: np.ndarray) -> tuple[float, tuple[int, ...] | None, s
         return math.inf, None, f"shape {got.shape}, expected {want.shape}"
     if got.size == 0:
         return 0.0, None, None
-    err = np.abs(got.astype(np.float64) - want) / max(float(np.abs(want).max()), 1e-300)
+    scale = float(np.abs(want).max())
+    # All-zero expected values (e.g. a pixel no window reaches): the error is absolute.
+    err = np.abs(got.astype(np.float64) - want) / (scale if scale > 0 else 1.0)
     err = np.where(np.isnan(err), np.inf, err)
     i = np.unravel_index(int(np.argmax(err)), err.shape)
     return float(err[i]), tuple(int(v) for v in i), None
@@ -175,7 +180,10 @@ def _run_case(
     ref, ref_cache = conv_forward_naive(x, w, b, cfg.conv_param)
     failed = {}
     try:
-        out, cache = forward(x.copy(), w.copy(), b.copy(), dict(cfg.conv_param))
+        returned = forward(x.copy(), w.copy(), b.copy(), dict(cfg.conv_param))
+        if not (isinstance(returned, tuple) and len(returned) == 2):
+            return {"out": ("forward must return (out, cache)", math.inf, None)}
+        out, cache = returned
         results = {"out": (out, ref)}
         if backward is not None:
             got = backward(dout.copy(), cache)
@@ -188,8 +196,9 @@ def _run_case(
     for name, (g, e) in results.items():
         err, index, complaint = _worst(g, e)
         if complaint or err > tol:
+            kind = "relative" if np.abs(e).max() > 0 else "absolute: every expected value is 0"
             failed[name] = (
-                complaint or f"differs from the oracle by {err:.3g} (relative)",
+                complaint or f"differs from the oracle by {err:.3g} ({kind})",
                 err,
                 index,
             )
@@ -205,16 +214,41 @@ def _smaller(cfg: Config) -> Iterator[Config]:
                 yield replace(cfg, **{name: v})
 
 
+def _informative(cfg: Config, output: str) -> bool:
+    """Whether the oracle's ``output`` on ``cfg`` has a non-zero value to compare with."""
+    if output not in OUTPUTS[1:]:
+        return True
+    x, w, b, dout = cfg.data()
+    _, cache = conv_forward_naive(x, w, b, cfg.conv_param)
+    grads = conv_backward_naive(dout, cache)
+    return bool(np.any(grads[OUTPUTS.index(output) - 1]))
+
+
 def _shrink(forward, backward, cfg: Config, output: str, tol: float) -> Config:
-    """Greedily make ``cfg`` smaller while ``output`` still fails on it."""
+    """Greedily make ``cfg`` smaller while ``output`` still fails on it.
+
+    Cases where the expected gradient is all zero (no window reaches a pixel) are passed
+    over: they make a poor example of a bug.
+    """
     improved = True
     while improved:
         improved = False
         for smaller in _smaller(cfg):
-            if smaller.fits() and output in _run_case(forward, backward, smaller, tol):
+            if (
+                smaller.fits()
+                and _informative(smaller, output)
+                and output in _run_case(forward, backward, smaller, tol)
+            ):
                 cfg, improved = smaller, True
                 break
     return cfg
+
+
+# The snippet's last line: both shapes, and the largest difference when they agree.
+_COMPARE = (
+    "print(np.shape(got), want.shape, np.abs(got - want).max() if np.shape(got) == want.shape "
+    "else 'shapes differ')"
+)
 
 
 def _snippet(cfg: Config, output: str, specs: tuple[str, str] | None) -> str:
@@ -233,7 +267,9 @@ def _snippet(cfg: Config, output: str, specs: tuple[str, str] | None) -> str:
         "from convcol.check import Config, load_function",
         "from convcol.naive import conv_forward_naive, conv_backward_naive",
         *load,
-        f"x, w, b, dout = Config{args}.data()",
+        "x, w, b, dout = Config("
+        + ", ".join(f"{k}={v}" for k, v in zip(Config.__dataclass_fields__, args, strict=True))
+        + ").data()",
         f"conv_param = {cfg.conv_param}",
         "out, cache = forward(x, w, b, conv_param)",
         "ref, ref_cache = conv_forward_naive(x, w, b, conv_param)",
@@ -243,13 +279,13 @@ def _snippet(cfg: Config, output: str, specs: tuple[str, str] | None) -> str:
         if needs_backward:
             lines.append("dx, dw, db = backward(dout, cache)")
     elif output == "out":
-        lines.append("print(np.abs(out - ref).max())")
+        lines += ["got, want = out, ref", _COMPARE]
     elif output in ("dx", "dw", "db"):
         i = ("dx", "dw", "db").index(output)
         lines += [
             f"got = backward(dout, cache)[{i}]",
             f"want = conv_backward_naive(dout, ref_cache)[{i}]",
-            "print(np.abs(got - want).max())",
+            _COMPARE,
         ]
     return "\n".join(lines)
 

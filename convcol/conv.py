@@ -204,7 +204,7 @@ def _pad(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
 
 
 def _fold(dxp: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """The adjoint of :func:`_pad`: each padded pixel's gradient goes to its source pixel."""
+    """The adjoint of ``_pad``: each padded pixel's gradient goes to its source pixel."""
     for ax, n, (lo, hi) in zip(_spatial_axes(geo), geo.in_size, geo.pads, strict=True):
         src = source_index(n, lo, hi, geo.padding_mode)
         moved = np.moveaxis(dxp, ax, 0)
@@ -330,7 +330,7 @@ def _backward(
     *,
     want_dx: bool = True,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(dx, dw)`` of :func:`_forward`; ``dw`` only when ``x`` is given, ``dx`` on request."""
+    """``(dx, dw)`` of ``_forward``; ``dw`` only when ``x`` is given, ``dx`` on request."""
     if _via_channels_first(geo):
         dx, dw = _backward(
             _first(dout),
@@ -538,12 +538,14 @@ _AXES = {1: "L", 2: "H, W", 3: "D, H, W"}
 _KERNEL = {1: "k", 2: "kh, kw", 3: "kd, kh, kw"}
 _OUT = {1: "Lo", 2: "Ho, Wo", 3: "Do, Ho, Wo"}
 _SAME_PARAMS = """\
-stride, dilation : int or tuple of {nd} ints
-    Step between windows, and between kernel taps; each >= 1.
-padding : int, {nd} ints, {nd} (before, after) pairs, 'valid' or 'same'
+stride : int or tuple of {ints}
+    Step between neighbouring windows, per spatial axis; >= 1.
+padding : int, tuple of {ints} or of {pairs}, 'valid' or 'same'
     How much to pad each side of each spatial axis. ``'same'`` gives an output of
     ``ceil(n / stride)`` along each axis, padding ``total // 2`` before and the rest after
     (TensorFlow's rule; for stride 1 it equals PyTorch's ``'same'``).
+dilation : int or tuple of {ints}
+    Step between the taps of the kernel, per spatial axis; >= 1.
 groups : int
     Channels and filters split into this many groups, each convolved separately.
 padding_mode : {{'zeros', 'reflect', 'replicate', 'circular'}}
@@ -583,14 +585,14 @@ See Also
 conv{nd}d_backward : its gradients.
 {example}"""
 
-_CONV_BACKWARD_DOC = """Gradients of :func:`conv{nd}d` with respect to ``x``, ``w`` and ``b``.
+_CONV_BACKWARD_DOC = """Gradients of ``conv{nd}d`` with respect to ``x``, ``w`` and ``b``.
 
 Parameters
 ----------
-dout : array_like, shape of :func:`conv{nd}d`'s output
+dout : array_like, shape of ``conv{nd}d``'s output
     Gradient of the loss with respect to ``conv{nd}d(x, w, ...)``.
 x, w
-    As given to :func:`conv{nd}d`.
+    As given to ``conv{nd}d``.
 {params}
 
 Returns
@@ -602,22 +604,25 @@ db : ndarray, shape (F,)
 {example}"""
 
 _TRANSPOSE_PARAMS = """\
-stride, dilation : int or tuple of {nd} ints
-    As for the convolution this is the transpose of; each >= 1.
-padding : int, {nd} ints or {nd} (before, after) pairs
+stride : int or tuple of {ints}
+    As for the convolution this is the transpose of; >= 1.
+padding : int, tuple of {ints} or of {pairs}
     Removed from each side of the full output (``'same'`` is not defined here).
-output_padding : int or tuple of {nd} ints
+output_padding : int or tuple of {ints}
     Extra size added after the last position of each axis, to pick one of the input sizes a
     strided convolution maps to the same output size; must be < stride or < dilation.
+dilation : int or tuple of {ints}
+    As for the convolution this is the transpose of; >= 1.
 groups : int
+    Input channels and output channels split into this many groups.
 padding_mode : 'zeros'
     The only mode defined for a transposed convolution (as in PyTorch).
 data_format : {{'channels_first', 'channels_last'}}
-    As for :func:`conv{nd}d`."""
+    As for ``conv{nd}d``."""
 
 _TRANSPOSE_DOC = """{nd}-D transposed convolution, with PyTorch's semantics and weight layout.
 
-The adjoint of :func:`conv{nd}d`: every input pixel scatters ``x * w`` onto its window
+The adjoint of ``conv{nd}d``: every input pixel scatters ``x * w`` onto its window
 of the output, so ``conv_transpose{nd}d(g, w)`` is the ``dx`` of ``conv{nd}d(x, w)`` for
 upstream gradient ``g``. Often used to upsample.
 
@@ -639,26 +644,33 @@ See Also
 conv_transpose{nd}d_backward : its gradients.
 {example}"""
 
-_TRANSPOSE_BACKWARD_DOC = """Gradients of :func:`conv_transpose{nd}d` for ``x``, ``w`` and ``b``.
+_TRANSPOSE_BACKWARD_DOC = """Gradients of ``conv_transpose{nd}d`` for ``x``, ``w`` and ``b``.
 
 Parameters
 ----------
-dout : array_like, shape of :func:`conv_transpose{nd}d`'s output
+dout : array_like, shape of ``conv_transpose{nd}d``'s output
 x, w
-    As given to :func:`conv_transpose{nd}d`.
+    As given to ``conv_transpose{nd}d``.
 {params}
 
 Returns
 -------
 dx : ndarray, shape of ``x``
-    The convolution :func:`conv{nd}d` of ``dout`` with ``w``.
+    The convolution ``conv{nd}d`` of ``dout`` with ``w``.
 dw : ndarray, shape of ``w``
 db : ndarray, shape (C_out,)
 {example}"""
 
 
 def _doc(template: str, params: str, nd: int, example: str) -> str:
-    fields = {"nd": nd, "axes": _AXES[nd], "kernel": _KERNEL[nd], "out": _OUT[nd]}
+    fields = {
+        "nd": nd,
+        "axes": _AXES[nd],
+        "kernel": _KERNEL[nd],
+        "out": _OUT[nd],
+        "ints": "1 int" if nd == 1 else f"{nd} ints",
+        "pairs": "1 (before, after) pair" if nd == 1 else f"{nd} (before, after) pairs",
+    }
     return template.format(params=params.format(**fields), example=example, **fields)
 
 
@@ -931,7 +943,7 @@ conv_transpose1d_backward, conv_transpose2d_backward, conv_transpose3d_backward 
 
 @dataclass(frozen=True, eq=False)
 class ConvCache:
-    """What :func:`conv_forward` keeps for :func:`conv_backward`.
+    """What ``conv_forward`` keeps for ``conv_backward``.
 
     It holds references to ``x`` and ``w`` (converted to the compute dtype if they were not
     already), like the tuple cs231n's naive layer keeps: changing them in place between the
@@ -957,13 +969,13 @@ def conv_forward(
     conv_param : dict
         ``'stride'`` (default 1) and ``'pad'`` (default 0), and optionally ``'dilation'``
         and ``'groups'``. Each may be per-axis (``(sh, sw)``), and ``'pad'`` takes every form
-        :func:`conv2d`'s ``padding`` does. Unknown keys are an error.
+        ``conv2d``'s ``padding`` does. Unknown keys are an error.
 
     Returns
     -------
     out : ndarray, shape (N, F, H', W')
     cache : ConvCache
-        Pass it to :func:`conv_backward`.
+        Pass it to ``conv_backward``.
 
     Examples
     --------
@@ -987,9 +999,9 @@ def conv_forward(
 def conv_backward(dout: Any, cache: ConvCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """cs231n's ``conv_backward_naive`` signature: ``(dx, dw, db)`` from ``dout`` and the cache.
 
-    ``cache`` must be the one :func:`conv_forward` returned for this ``dout``'s forward pass;
+    ``cache`` must be the one ``conv_forward`` returned for this ``dout``'s forward pass;
     anything else (a cs231n tuple, a cache from another layer whose output shape differs)
-    raises :class:`ConvError`.
+    raises ``ConvError``.
 
     Examples
     --------
@@ -1057,7 +1069,7 @@ def im2col(
     x : array_like, shape (N, C, H, W)
     kernel_size : int or (kh, kw)
     stride, padding, dilation
-        As for :func:`conv2d`.
+        As for ``conv2d``.
 
     Returns
     -------
@@ -1093,10 +1105,10 @@ def col2im(
     padding: Any = 0,
     dilation: IntOrTuple = 1,
 ) -> np.ndarray:
-    """The adjoint of :func:`im2col`: scatter-add columns back onto an image.
+    """The adjoint of ``im2col``: scatter-add columns back onto an image.
 
-    Every entry of ``cols`` is added to the input pixel :func:`im2col` read it from; entries
-    that came from padding are dropped. It is *not* the inverse of :func:`im2col`: a pixel
+    Every entry of ``cols`` is added to the input pixel ``im2col`` read it from; entries
+    that came from padding are dropped. It is *not* the inverse of ``im2col``: a pixel
     covered by several windows receives the sum of all of them, which is exactly the
     gradient ``dx`` when ``cols`` is the gradient of the columns. Formally,
     ``<im2col(x), c> == <x, col2im(c)>`` for all ``x`` and ``c``.
@@ -1104,11 +1116,11 @@ def col2im(
     Parameters
     ----------
     cols : array_like, shape (C * kh * kw, N * Ho * Wo)
-        In :func:`im2col`'s layout.
+        In ``im2col``'s layout.
     x_shape : (N, C, H, W)
         The shape of the image the columns came from.
     kernel_size, stride, padding, dilation
-        As given to :func:`im2col`.
+        As given to ``im2col``.
 
     Returns
     -------

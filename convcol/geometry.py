@@ -1,7 +1,7 @@
 """Convolution geometry for the fast path: resolved padding, output size, the 3-D view.
 
 Every convolution convcol computes (any rank, layout or option) is described by one
-:class:`ConvGeometry`. A transposed convolution is described by the convolution it is the
+``ConvGeometry``. A transposed convolution is described by the convolution it is the
 adjoint of. The kernels only ever see the 3-D form: a 1-D or 2-D convolution is a 3-D one
 whose leading spatial axes have size 1.
 """

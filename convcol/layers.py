@@ -15,6 +15,7 @@ from .validation import (
     as_array,
     as_int,
     check_dout,
+    check_transpose_options,
     choice,
     parse_padding,
     per_axis,
@@ -70,7 +71,12 @@ class _ConvNd:
         # PyTorch's weight layouts: (out, in // groups, k...), transposed (in, out // groups, k...).
         shape = (c_in, c_out // g, *kernel) if self.transposed else (c_out, c_in // g, *kernel)
         fan_in = shape[1] * int(np.prod(kernel))
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        if isinstance(rng, np.random.Generator):
+            gen = rng
+        elif rng is None:
+            gen = np.random.default_rng()
+        else:
+            gen = np.random.default_rng(as_int("rng (a seed)", rng, 0))
         self.in_channels, self.out_channels = c_in, c_out
         self.weight = (gen.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
         self.bias = np.zeros(c_out, dtype) if bias else None
@@ -79,7 +85,7 @@ class _ConvNd:
         self._saved: tuple[np.ndarray, ConvGeometry] | None = None
 
     def forward(self, x: Any) -> np.ndarray:
-        """Apply the layer to ``x`` and remember it for :meth:`backward`."""
+        """Apply the layer to ``x`` and remember it for ``backward``."""
         x = as_array("x", x).astype(self.weight.dtype, copy=False)
         channel_axis = -1 if self.options["data_format"] == "channels_last" else 1
         if x.ndim == self.nd + 2 and x.shape[channel_axis] != self.in_channels:
@@ -138,24 +144,34 @@ _DOC = """A {nd}-D {what} layer with PyTorch's arguments and weight layout.
 
 Parameters
 ----------
-in_channels, out_channels : int
-kernel_size : int or tuple of {nd} ints
-stride, padding, dilation, groups, padding_mode, data_format{extra_names}
-    As for :func:`convcol.{function}`.{extra_doc}
-bias : bool
+in_channels : int
+    Channels of the input.
+out_channels : int
+    Channels of the output.
+kernel_size : int or tuple of {ints}
+stride : int or tuple of {ints}, default 1
+padding : int, tuple, or {padding_strings}, default 0
+    As for ``convcol.{function}``.{extra_doc}
+dilation : int or tuple of {ints}, default 1
+groups : int, default 1
+bias : bool, default True
     Whether the layer adds a learned bias (initialised to zero).
-dtype : float32 or float64
+dtype : float32 or float64, default float64
     The dtype of the parameters; inputs and upstream gradients are converted to it.
 rng : numpy.random.Generator or int, optional
     Source of the He-normal initial weights, ``N(0, 2 / fan_in)`` with
     ``fan_in = weight.shape[1] * prod(kernel_size)``. Pass a seed for reproducible weights.
+padding_mode : str, default 'zeros'
+    {mode_doc}
+data_format : {{'channels_first', 'channels_last'}}, default 'channels_first'
+    The layout of the input, the output and ``dx``; the weight keeps PyTorch's layout.
 
 Attributes
 ----------
 weight : ndarray, shape {wshape}
 bias : ndarray, shape (out_channels,), or None
 grad_weight, grad_bias : ndarray or None
-    Set by :meth:`backward`.
+    Set by ``backward``.
 {example}"""
 
 
@@ -204,7 +220,14 @@ class _ConvTransposeNd(_ConvNd):
             padding_mode,
             data_format,
         )
-        per_axis("output_padding", output_padding, self.nd, 0)
+        # The transposed convolution's own rules, checked now rather than at the first call.
+        check_transpose_options(
+            parse_padding("padding", padding, self.nd),
+            padding_mode,
+            per_axis("output_padding", output_padding, self.nd, 0),
+            per_axis("stride", stride, self.nd, 1),
+            per_axis("dilation", dilation, self.nd, 1),
+        )
         self.options["output_padding"] = output_padding
 
 
@@ -278,10 +301,21 @@ for _cls in (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTrans
     _t = _cls.transposed
     _cls.__doc__ = _DOC.format(
         nd=_cls.nd,
+        ints="1 int" if _cls.nd == 1 else f"{_cls.nd} ints",
         what="transposed convolution" if _t else "convolution",
         function=f"conv_transpose{_cls.nd}d" if _t else f"conv{_cls.nd}d",
-        extra_names=", output_padding" if _t else "",
-        extra_doc="" if not _t else " ``padding_mode`` must be 'zeros'.",
+        padding_strings="tuple of pairs" if _t else "tuple of pairs, 'valid' or 'same'",
+        extra_doc=(
+            "\noutput_padding : int or tuple, default 0\n    As for "
+            f"``convcol.conv_transpose{_cls.nd}d``: < stride or < dilation."
+            if _t
+            else ""
+        ),
+        mode_doc=(
+            "Only 'zeros' is defined for a transposed convolution."
+            if _t
+            else "'zeros', 'reflect', 'replicate' or 'circular', as in PyTorch."
+        ),
         wshape=(
             "(in_channels, out_channels // groups, *kernel_size)"
             if _t

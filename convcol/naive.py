@@ -4,7 +4,7 @@ These are the tutorial's loops (one window at a time, ``out = sum(window * w) + 
 extended to every option the fast path supports: 1-D, 2-D and 3-D, per-axis stride, every
 padding form and padding mode, dilation, groups, channels-last data, and the transposed
 convolution (each input pixel scatters ``x * w`` onto its window of the output). They share
-argument checking with the fast path (:mod:`convcol.validation`) but nothing that computes:
+argument checking with the fast path (``convcol.validation``) but nothing that computes:
 padding here is ``np.pad``, an output size is a count of the windows that fit, and 'same' is
 resolved here, so a bug in the fast path's arithmetic cannot hide in the oracle.
 
@@ -173,7 +173,7 @@ def conv_nd_naive(x: Any, w: Any, b: Any = None, **options: Any) -> np.ndarray:
     b : array_like, shape (F,), optional
     **options
         ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``, ``data_format``
-        as for :func:`convcol.conv2d`.
+        as for ``convcol.conv2d``.
 
     Examples
     --------
@@ -202,7 +202,7 @@ def conv_nd_naive(x: Any, w: Any, b: Any = None, **options: Any) -> np.ndarray:
 def conv_nd_backward_naive(
     dout: Any, x: Any, w: Any, **options: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients of :func:`conv_nd_naive` by loops: each output's gradient spread over its window.
+    """Gradients of ``conv_nd_naive`` by loops: each output's gradient spread over its window.
 
     Returns ``(dx, dw, db)``, shaped like ``x``, ``w`` and (F,).
 
@@ -269,7 +269,7 @@ def conv_transpose_nd_naive(x: Any, w: Any, b: Any = None, **options: Any) -> np
     **options
         ``stride``, ``padding``, ``output_padding``, ``dilation``, ``groups``,
         ``padding_mode`` (only 'zeros'), ``data_format``, as for
-        :func:`convcol.conv_transpose2d`.
+        ``convcol.conv_transpose2d``.
 
     Examples
     --------
@@ -300,7 +300,7 @@ def conv_transpose_nd_naive(x: Any, w: Any, b: Any = None, **options: Any) -> np
 def conv_transpose_nd_backward_naive(
     dout: Any, x: Any, w: Any, **options: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients of :func:`conv_transpose_nd_naive` by loops; ``(dx, dw, db)``.
+    """Gradients of ``conv_transpose_nd_naive`` by loops; ``(dx, dw, db)``.
 
     Examples
     --------
@@ -345,7 +345,7 @@ def conv_forward_naive(
     b : array_like, shape (F,), or None
     conv_param : dict
         ``'stride'``, ``'pad'``, ``'dilation'``, ``'groups'``, as for
-        :func:`convcol.conv_forward`.
+        ``convcol.conv_forward``.
 
     Returns
     -------
@@ -377,7 +377,7 @@ def conv_backward_naive(
     ----------
     dout : array_like, shape (N, F, H', W')
     cache : tuple
-        ``(x, w, b, conv_param)`` from :func:`conv_forward_naive`.
+        ``(x, w, b, conv_param)`` from ``conv_forward_naive``.
 
     Returns
     -------

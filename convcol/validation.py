@@ -30,7 +30,7 @@ class ConvError(ValueError):
     """The one exception convcol raises for bad input.
 
     The message names the argument, the shapes or values involved and the rule broken.
-    It subclasses :class:`ValueError`, so ``except ValueError`` catches it too.
+    It subclasses ``ValueError``, so ``except ValueError`` catches it too.
 
     Examples
     --------
@@ -93,6 +93,13 @@ def parse_padding(name: str, padding: Any, nd: int) -> PaddingSpec:
         if padding == "same":
             return "same"
         raise ConvError(f"{name} must be {forms}; got the string {padding!r}")
+    if (
+        nd == 1
+        and isinstance(padding, (tuple, list))
+        and len(padding) == 2
+        and not any(isinstance(p, (tuple, list)) for p in padding)
+    ):
+        padding = (tuple(padding),)  # 1-D: two numbers can only be (before, after)
     if isinstance(padding, (tuple, list)):
         if len(padding) != nd:
             raise ConvError(f"{name} must be {forms}; got {padding!r} of length {len(padding)}")

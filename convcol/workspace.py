@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextvars
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from .validation import ConvError, as_int
 
 __all__ = ["DEFAULT_WORKSPACE_LIMIT", "get_workspace_limit", "workspace_limit"]
 
-#: The limit when neither :func:`workspace_limit` nor ``CONVCOL_WORKSPACE_LIMIT`` sets one.
+#: The limit when neither ``workspace_limit`` nor ``CONVCOL_WORKSPACE_LIMIT`` sets one.
 DEFAULT_WORKSPACE_LIMIT = 256 * 2**20
 
 _UNITS = {
@@ -47,7 +45,7 @@ def _parse(text: str) -> int:
 
 
 def get_workspace_limit() -> int:
-    """The limit in force: the innermost :func:`workspace_limit`, else the environment's.
+    """The limit in force: the innermost ``workspace_limit``, else the environment's.
 
     Examples
     --------
@@ -63,20 +61,21 @@ def get_workspace_limit() -> int:
     return _parse(env) if env else DEFAULT_WORKSPACE_LIMIT
 
 
-@contextmanager
-def workspace_limit(nbytes: int) -> Iterator[int]:
+class workspace_limit:  # a context manager, named like the function it acts as
     """Cap the im2col workspace of the convolutions run inside the ``with`` block.
 
     Every convolution builds its im2col columns in chunks of samples, or of output rows of
     one sample, that fit in ``nbytes`` (the default is 256 MiB, or ``CONVCOL_WORKSPACE_LIMIT``
     in bytes, e.g. ``512M``); it uses at most 8 MiB anyway when that fits, to stay in cache.
-    A call whose single output row needs more raises :class:`ConvError` before allocating
+    A call whose single output row needs more raises ``ConvError`` before allocating
     anything, saying how much it needs. The limit applies to the calling thread only.
+
+    Use it in a ``with`` statement: calling it alone changes nothing.
 
     Parameters
     ----------
     nbytes : int
-        The most bytes of columns held at once; >= 1.
+        The most bytes of columns held at once; >= 1 (checked at once).
 
     Examples
     --------
@@ -90,8 +89,14 @@ def workspace_limit(nbytes: int) -> Iterator[int]:
     ...
     convcol.ConvError: one output row's im2col columns need 36864 bytes (0.0 MiB) but ...
     """
-    token = _limit.set(as_int("nbytes", nbytes, 1))
-    try:
-        yield _limit.get()  # type: ignore[misc]
-    finally:
-        _limit.reset(token)
+
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = as_int("nbytes", nbytes, 1)
+        self._tokens: list[contextvars.Token[int | None]] = []
+
+    def __enter__(self) -> int:
+        self._tokens.append(_limit.set(self.nbytes))
+        return self.nbytes
+
+    def __exit__(self, *exc: object) -> None:
+        _limit.reset(self._tokens.pop())

@@ -76,7 +76,7 @@ def test_snippet_reproduces_the_failure():
     done = subprocess.run(
         [sys.executable, "-c", failure.snippet], capture_output=True, text=True, check=True
     )
-    assert float(done.stdout) > 1e-3
+    assert float(done.stdout.split()[-1]) > 1e-3  # after the two (equal) shapes
 
 
 def test_raising_functions_are_reported():
@@ -160,3 +160,19 @@ def test_cli_in_process(monkeypatch, capsys):
     assert "cannot import" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["check", "student_convs:forward_correct", "--forward-only", "--cases", "0"])
+
+
+def test_shrinking_skips_cases_whose_expected_gradient_is_zero():
+    # With stride 2 and padding on a 1x1 input no window reaches the pixel, so dx is exactly
+    # zero there: a poor example. The report must show a case with something to compare.
+    report = check_conv(sc.forward_correct, sc.backward_stride_ignored)
+    failure = next(f for f in report.failures if f.output == "dx")
+    assert "(relative)" in failure.message and failure.error < 1e3
+    x, w, b, dout = failure.config.data()
+    _, cache = conv_forward_naive(x, w, b, failure.config.conv_param)
+    assert np.any(conv_backward_naive(dout, cache)[0])
+
+
+def test_forward_must_return_out_and_cache():
+    (failure,) = check_conv(sc.forward_without_cache).failures
+    assert failure.output == "out" and failure.message == "forward must return (out, cache)"

@@ -404,3 +404,13 @@ def test_he_init_of_transposed_layer_uses_its_weight_layout():
     # fan_in = weight.shape[1] * 3 * 3 = 288, as PyTorch computes it for this layout.
     assert layer.weight.std() == pytest.approx(np.sqrt(2 / 288), rel=0.05)
     assert layer.bias.shape == (32,)
+
+
+def test_1d_padding_pair_is_before_and_after(rng):
+    x, w = rng.standard_normal((2, 3, 6)), rng.standard_normal((4, 3, 3))
+    np.testing.assert_array_equal(
+        convcol.conv1d(x, w, padding=(1, 2)),
+        convcol.conv1d(x, w, padding=((1, 2),)),
+        strict=True,
+    )
+    assert convcol.conv1d(x, w, padding=(1, 2)).shape == (2, 4, 7)

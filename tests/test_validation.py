@@ -349,6 +349,27 @@ BAD = [
         r"Conv2d has in_channels=4 but x has 3 channels \(x.shape=\(1, 3, 5, 5\), data_format='channels_first'\)",
     ),
     (
+        "layer_rng_string",
+        lambda: convcol.Conv2d(2, 3, 3, rng="seed"),
+        r"rng \(a seed\) must be an integer, got 'seed'",
+    ),
+    ("layer_rng_negative", lambda: convcol.Conv2d(2, 3, 3, rng=-1), r"rng \(a seed\) must be >= 0"),
+    (
+        "transposed_layer_output_padding_at_construction",
+        lambda: convcol.ConvTranspose2d(2, 3, 3, stride=2, output_padding=2),
+        r"output_padding=2 along spatial axis 0 must be smaller than the stride \(2\)",
+    ),
+    (
+        "transposed_layer_mode_at_construction",
+        lambda: convcol.ConvTranspose2d(2, 3, 3, padding_mode="reflect"),
+        r"padding_mode='reflect' is not defined for a transposed convolution",
+    ),
+    (
+        "workspace_limit_checked_at_once",
+        lambda: convcol.workspace_limit(0),
+        r"nbytes must be >= 1, got 0",
+    ),
+    (
         "layer_output_padding",
         lambda: convcol.ConvTranspose2d(3, 4, 3, output_padding=-1),
         r"output_padding must be >= 0, got -1",
