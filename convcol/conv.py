@@ -422,9 +422,41 @@ def _is_depthwise(geo: ConvGeometry) -> bool:
     return geo.groups > 1 and geo.groups == geo.channels and not geo.channels_last
 
 
+def _wide(geo: ConvGeometry) -> bool:
+    # Stride 1 in 1-D or 2-D: the flattened-plane depthwise kernels apply.
+    return geo.nd <= 2 and set(geo.stride) == {1}
+
+
+def _planes(a: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """A channels-first 1-D or 2-D batch as (N, C, H, W) planes (H = 1 for 1-D)."""
+    return a.reshape(a.shape[:2] + (1,) * (2 - geo.nd) + a.shape[2:])
+
+
+def _padded_planes(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    pads = ((0, 0),) * (2 - geo.nd) + tuple(geo.pads)
+    return np.pad(_planes(x, geo), ((0, 0), (0, 0), *pads))
+
+
+def _wide_dout(dout: np.ndarray, geo: ConvGeometry, width: int) -> np.ndarray:
+    """``dout`` as (N, F, OH, width) planes, the columns past OW zero."""
+    d = _planes(dout, geo)
+    wide = np.zeros((*d.shape[:3], width), d.dtype)
+    wide[..., : d.shape[3]] = d
+    return wide
+
+
 def _depthwise_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry
 ) -> np.ndarray:
+    if _wide(geo):
+        xp = _padded_planes(x, geo)
+        w4 = _planes(w, geo)
+        oh = xp.shape[2] - (w4.shape[2] - 1) * geo.kernel_args()[3][1]
+        wide = np.empty((geo.batch, geo.filters, oh, xp.shape[3]), x.dtype)
+        dilation = geo.kernel_args()[3][1:]
+        _kernels().depthwise_forward_wide(xp, w4, wide, dilation)
+        out = np.ascontiguousarray(wide[..., : geo.out_size[-1]]).reshape(geo.out_shape)
+        return _add_bias(out, b, geo)
     _, stride, pad, dilation, _, _ = geo.kernel_args()
     out = np.empty(geo.out_shape, x.dtype)
     _kernels().depthwise_forward(
@@ -445,6 +477,8 @@ def _depthwise_backward(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     k = _kernels()
     _, stride, pad, dilation, _, _ = geo.kernel_args()
+    if _wide(geo):
+        return _depthwise_backward_wide(dout, x, w, geo, want_dx)
     dout5 = _as5d(dout, geo, geo.filters)
     dx = dw = None
     if want_dx:
@@ -457,6 +491,26 @@ def _depthwise_backward(
         k.depthwise_backward_weight(
             _as5d(x, geo, geo.channels), dout5, _w5d(dw, geo), stride, pad, dilation
         )
+    return dx, dw
+
+
+def _depthwise_backward_wide(
+    dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    k = _kernels()
+    dilation = geo.kernel_args()[3][1:]
+    (top, bottom), (left, right) = ((0, 0),) * (2 - geo.nd) + tuple(geo.pads)
+    h, wd = (1,) * (2 - geo.nd) + geo.in_size
+    g = _wide_dout(dout, geo, left + wd + right)
+    w4 = _planes(w, geo)
+    dx = dw = None
+    if want_dx:
+        dxp = np.zeros((geo.batch, geo.channels, top + h + bottom, left + wd + right), dout.dtype)
+        k.depthwise_backward_input_wide(g, w4, dxp, dilation)
+        dx = np.ascontiguousarray(dxp[:, :, top : top + h, left : left + wd]).reshape(geo.x_shape)
+    if x is not None:
+        dw = np.zeros(geo.w_shape, dout.dtype)
+        k.depthwise_backward_weight_wide(_padded_planes(x, geo), g, _planes(dw, geo), dilation)
     return dx, dw
 
 
