@@ -102,9 +102,9 @@ def _rows(geo: ConvGeometry) -> tuple[int, int]:
     return out_size[0] * out_size[1], out_size[2]
 
 
-def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
-    """The chunks a convolution's columns are built in, each within the workspace limit."""
-    rows, width = _rows(geo)
+def _budget(geo: ConvGeometry, itemsize: int) -> tuple[int, int]:
+    """(bytes of one output row's columns, bytes per chunk); refuses a row over the limit."""
+    _, width = _rows(geo)
     row_bytes = geo.channels * geo.window * width * itemsize
     limit = get_workspace_limit()
     if row_bytes > limit:
@@ -114,7 +114,13 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
             f"w.shape={geo.w_shape}); raise it with convcol.workspace_limit(nbytes) or the "
             "CONVCOL_WORKSPACE_LIMIT environment variable"
         )
-    budget = min(limit, max(_CHUNK_BYTES, row_bytes))
+    return row_bytes, min(limit, max(_CHUNK_BYTES, row_bytes))
+
+
+def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
+    """The chunks a convolution's columns are built in, each within the workspace limit."""
+    rows, _ = _rows(geo)
+    row_bytes, budget = _budget(geo, itemsize)
     sample_bytes = max(1, row_bytes * rows)
     if sample_bytes <= budget:
         step = budget // sample_bytes
@@ -475,10 +481,10 @@ def _depthwise_forward(
 def _depthwise_backward(
     dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    k = _kernels()
-    _, stride, pad, dilation, _, _ = geo.kernel_args()
     if _wide(geo):
         return _depthwise_backward_wide(dout, x, w, geo, want_dx)
+    k = _kernels()
+    _, stride, pad, dilation, _, _ = geo.kernel_args()
     dout5 = _as5d(dout, geo, geo.filters)
     dx = dw = None
     if want_dx:
@@ -549,7 +555,7 @@ def _prepare(
         expected = geo.x_shape if transposed else geo.out_shape
         check_dout(dout, expected, f"x.shape={x.shape}, w.shape={w.shape}")
     dtype = compute_dtype(x, w, b, dout)
-    _plan(geo, dtype.itemsize)  # refuse an impossible workspace before allocating
+    _budget(geo, dtype.itemsize)  # refuse an impossible workspace before allocating
 
     def native(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.ascontiguousarray(a, dtype=dtype)
