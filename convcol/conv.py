@@ -17,6 +17,7 @@ and its backward pass that convolution's forward pass and ``dw``: no second engi
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -102,17 +103,47 @@ def _rows(geo: ConvGeometry) -> tuple[int, int]:
     return out_size[0] * out_size[1], out_size[2]
 
 
-def _budget(geo: ConvGeometry, itemsize: int) -> tuple[int, int]:
-    """(bytes of one output row's columns, bytes per chunk); refuses a row over the limit."""
+def _region(geo: ConvGeometry, chunk: _Chunk) -> tuple[tuple[int, int], tuple[int, ...]]:
+    """Where the chunk's windows lie in the padded input, and the shape of its copy.
+
+    Returns ``(base, shape)``: the first padded (depth, height) row the windows read, and
+    the shape (nb, C, DR, HR, S, WQ) of the phase-split copy that ``kernels.pad_region``
+    fills (channels-first only).
+    """
+    kernel, stride, _, dilation, _, (_, OH, OW) = geo.kernel_args()
+    (od0, oh0), (od1, oh1) = divmod(chunk.r0, OH), divmod(chunk.r1 - 1, OH)
+    if od0 != od1:  # the rows span several depth planes: every height row of those
+        oh0, oh1 = 0, OH - 1
+    d_span = (od1 - od0) * stride[0] + (kernel[0] - 1) * dilation[0] + 1
+    h_span = (oh1 - oh0) * stride[1] + (kernel[1] - 1) * dilation[1] + 1
+    s = stride[2]
+    wq = -(-((OW - 1) * s + (kernel[2] - 1) * dilation[2] + 1) // s)
+    base = (od0 * stride[0], oh0 * stride[1])
+    return base, (chunk.n1 - chunk.n0, geo.channels, d_span, h_span, s, wq)
+
+
+def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
+    """(elements of the chunk's columns, elements of its padded input region)."""
     _, width = _rows(geo)
-    row_bytes = geo.channels * geo.window * width * itemsize
+    columns = geo.channels * geo.window * chunk.columns * width
+    return columns, (0 if geo.channels_last else math.prod(_region(geo, chunk)[1]))
+
+
+def _chunk_bytes(geo: ConvGeometry, chunk: _Chunk, itemsize: int) -> int:
+    return sum(_chunk_elements(geo, chunk)) * itemsize
+
+
+def _budget(geo: ConvGeometry, itemsize: int) -> tuple[int, int]:
+    """(bytes of one output row's workspace, bytes per chunk); refuses a row over the limit."""
+    row_bytes = _chunk_bytes(geo, _Chunk(0, 1, 0, 1, False), itemsize)
     limit = get_workspace_limit()
     if row_bytes > limit:
         raise ConvError(
-            f"one output row's im2col columns need {row_bytes} bytes ({_mib(row_bytes)}) but "
-            f"the workspace limit is {limit} bytes ({_mib(limit)}) (x.shape={geo.x_shape}, "
-            f"w.shape={geo.w_shape}); raise it with convcol.workspace_limit(nbytes) or the "
-            "CONVCOL_WORKSPACE_LIMIT environment variable"
+            f"one output row needs {row_bytes} bytes ({_mib(row_bytes)}) of workspace (its "
+            f"im2col columns and the input rows they read) but the workspace limit is {limit} "
+            f"bytes ({_mib(limit)}) (x.shape={geo.x_shape}, w.shape={geo.w_shape}); raise it "
+            "with convcol.workspace_limit(nbytes) or the CONVCOL_WORKSPACE_LIMIT environment "
+            "variable"
         )
     return row_bytes, min(limit, max(_CHUNK_BYTES, row_bytes))
 
@@ -121,35 +152,44 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
     """The chunks a convolution's columns are built in, each within the workspace limit."""
     rows, _ = _rows(geo)
     row_bytes, budget = _budget(geo, itemsize)
-    sample_bytes = max(1, row_bytes * rows)
+    sample_bytes = max(1, _chunk_bytes(geo, _Chunk(0, 1, 0, rows, True), itemsize))
     if sample_bytes <= budget:
         step = budget // sample_bytes
         return [
             _Chunk(n0, min(n0 + step, geo.batch), 0, rows, True) for n0 in range(0, geo.batch, step)
         ]
+    # Runs of output rows of one sample. A run's input region grows with it by whole
+    # planes where it crosses depth planes, so shrink the run until every one fits.
     step = max(1, budget // max(1, row_bytes))
-    return [
-        _Chunk(n, n + 1, r0, min(r0 + step, rows), False)
-        for n in range(geo.batch)
-        for r0 in range(0, rows, step)
-    ]
+    while True:
+        runs = [(r0, min(r0 + step, rows)) for r0 in range(0, rows, step)]
+        worst = max(_chunk_bytes(geo, _Chunk(0, 1, r0, r1, False), itemsize) for r0, r1 in runs)
+        if worst <= budget or step == 1:
+            return [_Chunk(n, n + 1, r0, r1, False) for n in range(geo.batch) for r0, r1 in runs]
+        step = max(1, min(step - 1, step * budget // worst))
 
 
 _local = threading.local()
 
 
-def _columns(geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype) -> np.ndarray:
-    """The chunk's column matrix, in this thread's reusable buffer."""
+def _workspace(
+    geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The chunk's column matrix and padded input region, in this thread's reusable buffer."""
     _, width = _rows(geo)
-    taps, positions = geo.channels * geo.window, chunk.columns * width
-    nbytes = taps * positions * dtype.itemsize
+    n_cols, n_region = _chunk_elements(geo, chunk)
+    nbytes = (n_cols + n_region) * dtype.itemsize
     buf = getattr(_local, "buffer", None)
     if buf is None or buf.nbytes < nbytes:
         buf = np.empty(nbytes, np.uint8)
         if nbytes <= _KEEP_BYTES:
             _local.buffer = buf
     flat = buf[:nbytes].view(dtype)
-    return flat.reshape((positions, taps) if geo.channels_last else (taps, positions))
+    taps, positions = geo.channels * geo.window, chunk.columns * width
+    cols = flat[:n_cols].reshape((positions, taps) if geo.channels_last else (taps, positions))
+    if geo.channels_last:
+        return cols, None
+    return cols, flat[n_cols:].reshape(_region(geo, chunk)[1])
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
@@ -164,30 +204,39 @@ def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
     return a.reshape((a.shape[0], channels, *size))
 
 
-def _im2col_into(x: np.ndarray, cols: np.ndarray, geo: ConvGeometry, chunk: _Chunk) -> None:
+def _im2col_into(
+    x: np.ndarray, cols: np.ndarray, region: np.ndarray | None, geo: ConvGeometry, chunk: _Chunk
+) -> None:
     """Fill ``cols`` with the chunk's windows of ``x`` (padding already zeros-only)."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
     k = _kernels()
     x5 = _as5d(x[chunk.n0 : chunk.n1], geo, geo.channels)
-    if geo.channels_last:
+    if region is None:
         k.im2col_cl(
             x5, cols, kernel, stride, pad, dilation, out_size, geo.groups, chunk.r0, chunk.r1
         )
-    else:
-        k.im2col(x5, cols, kernel, stride, pad, dilation, out_size, chunk.r0, chunk.r1)
+        return
+    base, _ = _region(geo, chunk)
+    k.pad_region(x5, region, base, pad)
+    k.im2col(region, cols, kernel, stride, dilation, out_size, base, chunk.r0, chunk.r1)
 
 
-def _col2im_into(cols: np.ndarray, dx: np.ndarray, geo: ConvGeometry, chunk: _Chunk) -> None:
-    """Add the scatter of the chunk's ``cols`` into ``dx``."""
+def _col2im_into(
+    cols: np.ndarray, region: np.ndarray | None, dx: np.ndarray, geo: ConvGeometry, chunk: _Chunk
+) -> None:
+    """Add the scatter of the chunk's ``cols`` into ``dx`` (``region`` is scratch)."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
     k = _kernels()
     dx5 = _as5d(dx[chunk.n0 : chunk.n1], geo, geo.channels)
-    if geo.channels_last:
+    if region is None:
         k.col2im_cl(
             cols, dx5, kernel, stride, pad, dilation, out_size, geo.groups, chunk.r0, chunk.r1
         )
-    else:
-        k.col2im(cols, dx5, kernel, stride, pad, dilation, out_size, chunk.r0, chunk.r1)
+        return
+    base, _ = _region(geo, chunk)
+    region.fill(0)
+    k.col2im(cols, region, kernel, stride, dilation, out_size, base, chunk.r0, chunk.r1)
+    k.unpad_add(region, dx5, base, pad)
 
 
 def _spatial_axes(geo: ConvGeometry) -> tuple[int, ...]:
@@ -283,8 +332,8 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
         np.matmul(*_pointwise_operands(x, wg, geo), out=_pointwise_view(out, geo, geo.filters))
         return _add_bias(out, b, geo)
     for chunk in _plan(geo, x.dtype.itemsize):
-        cols = _columns(geo, chunk, x.dtype)
-        _im2col_into(x, cols, geo, chunk)
+        cols, region = _workspace(geo, chunk, x.dtype)
+        _im2col_into(x, cols, region, geo, chunk)
         block = _out_block(out, geo, chunk)
         if geo.channels_last:
             np.matmul(cols.reshape(cols.shape[0], G, wg.shape[1]).transpose(1, 0, 2), wg, out=block)
@@ -368,7 +417,7 @@ def _gemm_backward(
     dx = np.zeros(geo.x_shape, dout.dtype) if want_dx else None
     dwg = np.zeros(wg.shape, dout.dtype) if x is not None else None
     for chunk in _plan(geo, dout.dtype.itemsize):
-        cols = _columns(geo, chunk, dout.dtype)
+        cols, region = _workspace(geo, chunk, dout.dtype)
         block = _out_block(dout, geo, chunk)
         if geo.channels_last:
             cols_g = cols.reshape(cols.shape[0], G, wg.shape[1]).transpose(1, 0, 2)  # (G,M,KCg)
@@ -379,7 +428,7 @@ def _gemm_backward(
                     G, block.shape[2], cols.shape[1]
                 )
         if dwg is not None:
-            _im2col_into(x, cols, geo, chunk)  # type: ignore[arg-type]
+            _im2col_into(x, cols, region, geo, chunk)  # type: ignore[arg-type]
             if geo.channels_last:
                 dwg += np.matmul(cols_g.transpose(0, 2, 1), block)
             else:
@@ -390,7 +439,7 @@ def _gemm_backward(
                 np.matmul(block, wg.transpose(0, 2, 1), out=cols_g)
             else:
                 np.matmul(wg.transpose(0, 2, 1), block, out=cols_g)
-            _col2im_into(cols, dx, geo, chunk)
+            _col2im_into(cols, region, dx, geo, chunk)
     dw = None
     if dwg is not None:
         if geo.channels_last:
@@ -1151,8 +1200,9 @@ def im2col(
     arr = as_array("x", x)
     geo = _patch_geometry(arr.shape, kernel_size, stride, padding, dilation)
     arr = np.ascontiguousarray(arr, dtype=compute_dtype(arr))
+    chunk = _Chunk(0, geo.batch, 0, _rows(geo)[0], True)
     cols = np.empty((geo.channels * geo.window, geo.batch * geo.positions), arr.dtype)
-    _im2col_into(arr, cols, geo, _Chunk(0, geo.batch, 0, _rows(geo)[0], True))
+    _im2col_into(arr, cols, np.empty(_region(geo, chunk)[1], arr.dtype), geo, chunk)
     return cols
 
 
@@ -1207,5 +1257,6 @@ def col2im(
         )
     c = np.ascontiguousarray(c, dtype=compute_dtype(c))
     dx = np.zeros(shape, c.dtype)
-    _col2im_into(c, dx, geo, _Chunk(0, geo.batch, 0, _rows(geo)[0], True))
+    chunk = _Chunk(0, geo.batch, 0, _rows(geo)[0], True)
+    _col2im_into(c, np.empty(_region(geo, chunk)[1], c.dtype), dx, geo, chunk)
     return dx

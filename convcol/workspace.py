@@ -64,8 +64,8 @@ def get_workspace_limit() -> int:
 class workspace_limit:  # a context manager, named like the function it acts as
     """Cap the im2col workspace of the convolutions run inside the ``with`` block.
 
-    Every convolution builds its im2col columns in chunks of samples, or of output rows of
-    one sample, that fit in ``nbytes`` (the default is 256 MiB, or ``CONVCOL_WORKSPACE_LIMIT``
+    Every convolution builds its im2col columns (and the padded copy of the input they are
+    read from) in chunks of samples, or of output rows of one sample, that fit in ``nbytes`` (the default is 256 MiB, or ``CONVCOL_WORKSPACE_LIMIT``
     in bytes, e.g. ``512M``); it uses at most 8 MiB anyway when that fits, to stay in cache.
     A call whose single output row needs more raises ``ConvError`` before allocating
     anything, saying how much it needs. The limit applies to the calling thread only.
@@ -75,19 +75,19 @@ class workspace_limit:  # a context manager, named like the function it acts as
     Parameters
     ----------
     nbytes : int
-        The most bytes of columns held at once; >= 1 (checked at once).
+        The most bytes of workspace held at once; >= 1 (checked at once).
 
     Examples
     --------
     >>> import numpy as np, convcol
     >>> x, w = np.ones((64, 16, 32, 32)), np.ones((16, 16, 3, 3))
-    >>> with convcol.workspace_limit(2**20):       # chunks of 28 output rows
+    >>> with convcol.workspace_limit(2**20):       # chunks of 21 output rows
     ...     out = convcol.conv2d(x, w, padding=1)
-    >>> with convcol.workspace_limit(32 * 2**10):  # one output row needs 36 KiB
+    >>> with convcol.workspace_limit(32 * 2**10):  # one output row needs 48.75 KiB
     ...     convcol.conv2d(x, w, padding=1)
     Traceback (most recent call last):
     ...
-    convcol.ConvError: one output row's im2col columns need 36864 bytes (0.0 MiB) but ...
+    convcol.ConvError: one output row needs 49920 bytes (0.0 MiB) of workspace ...
     """
 
     def __init__(self, nbytes: int) -> None:

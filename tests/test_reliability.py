@@ -367,7 +367,9 @@ class TestWorkspace:
         w = rng.standard_normal((3, 4, 3, 3))
         dout = rng.standard_normal((2, 3, 9, 10))
         whole = (convcol.conv2d(x, w, padding=1), *convcol.conv2d_backward(dout, x, w, padding=1))
-        row = 4 * 9 * 10 * 8  # one output row's columns: C * K * Wo * 8 bytes
+        # One output row's workspace: its columns (C * K * Wo) and the 3 padded input rows,
+        # 12 wide, they read (C * 3 * 12), 8 bytes each.
+        row = (4 * 9 * 10 + 4 * 3 * 12) * 8
         for limit in (row, 2 * row, 5 * row):
             with convcol.workspace_limit(limit):
                 parts = (
@@ -385,8 +387,8 @@ class TestWorkspace:
             convcol.workspace_limit(2**20),
             pytest.raises(
                 ConvError,
-                match=r"one output row's im2col columns need 1280000 bytes \(1.2 MiB\) "
-                r"but the workspace limit is 1048576 bytes",
+                match=r"one output row needs 1546240 bytes \(1.5 MiB\) of workspace \(its im2col "
+                r"columns and the input rows they read\) but the workspace limit is 1048576 bytes",
             ),
         ):
             convcol.conv2d(x, w, padding=2)
