@@ -123,10 +123,17 @@ def _region(geo: ConvGeometry, chunk: _Chunk) -> tuple[tuple[int, int], tuple[in
 
 
 def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
-    """(elements of the chunk's columns, elements of its padded input region)."""
-    _, width = _rows(geo)
-    columns = geo.channels * geo.window * chunk.columns * width
-    return columns, (0 if geo.channels_last else math.prod(_region(geo, chunk)[1]))
+    """(elements of the chunk's columns, elements of its padded input region).
+
+    A depthwise convolution has no columns; in its wide form (``_wide``) the scratch it
+    computes into, as large as the region per filter, takes their place.
+    """
+    if geo.channels_last:
+        return geo.channels * geo.window * chunk.columns * _rows(geo)[1], 0
+    region = math.prod(_region(geo, chunk)[1])
+    if _is_depthwise(geo):
+        return (region * geo.filters // geo.channels if _wide(geo, chunk) else 0), region
+    return geo.channels * geo.window * chunk.columns * _rows(geo)[1], region
 
 
 def _chunk_bytes(geo: ConvGeometry, chunk: _Chunk, itemsize: int) -> int:
@@ -175,8 +182,8 @@ _local = threading.local()
 def _workspace(
     geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The chunk's column matrix and padded input region, in this thread's reusable buffer."""
-    _, width = _rows(geo)
+    """The chunk's columns (or depthwise scratch) and padded input region, in this thread's
+    reusable buffer."""
     n_cols, n_region = _chunk_elements(geo, chunk)
     nbytes = (n_cols + n_region) * dtype.itemsize
     buf = getattr(_local, "buffer", None)
@@ -185,11 +192,15 @@ def _workspace(
         if nbytes <= _KEEP_BYTES:
             _local.buffer = buf
     flat = buf[:nbytes].view(dtype)
-    taps, positions = geo.channels * geo.window, chunk.columns * width
-    cols = flat[:n_cols].reshape((positions, taps) if geo.channels_last else (taps, positions))
+    taps, positions = geo.channels * geo.window, chunk.columns * _rows(geo)[1]
     if geo.channels_last:
-        return cols, None
-    return cols, flat[n_cols:].reshape(_region(geo, chunk)[1])
+        return flat.reshape(positions, taps), None
+    _, shape = _region(geo, chunk)
+    if _is_depthwise(geo):
+        cols = flat[:n_cols].reshape(shape[0], geo.filters, -1)
+    else:
+        cols = flat[:n_cols].reshape(taps, positions)
+    return cols, flat[n_cols:].reshape(shape)
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
@@ -477,100 +488,130 @@ def _is_depthwise(geo: ConvGeometry) -> bool:
     return geo.groups > 1 and geo.groups == geo.channels and not geo.channels_last
 
 
-def _wide(geo: ConvGeometry) -> bool:
-    # Stride 1 in 1-D or 2-D: the flattened-plane depthwise kernels apply.
-    return geo.nd <= 2 and set(geo.stride) == {1}
+def _wide(geo: ConvGeometry, chunk: _Chunk) -> bool:
+    # Stride 1 and whole samples: the depthwise kernels can run along whole flattened
+    # planes, with a scratch the size of the region per filter (kernels.py).
+    return chunk.whole and set(geo.stride) == {1}
 
 
-def _planes(a: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    """A channels-first 1-D or 2-D batch as (N, C, H, W) planes (H = 1 for 1-D)."""
-    return a.reshape(a.shape[:2] + (1,) * (2 - geo.nd) + a.shape[2:])
+# Taps per call of kernels.depthwise_forward, which unrolls them: a 3x3 kernel in one call.
+_TAPS_PER_CALL = 9
 
 
-def _padded_planes(x: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    pads = ((0, 0),) * (2 - geo.nd) + tuple(geo.pads)
-    return np.pad(_planes(x, geo), ((0, 0), (0, 0), *pads))
+def _tap_offsets(geo: ConvGeometry, region_shape: tuple[int, ...]) -> np.ndarray:
+    """Where each tap (kd, kh, kw) starts in a flattened region plane, relative to its row."""
+    kernel, _, _, dilation, _, _ = geo.kernel_args()
+    _, _, _, rows, s, wq = region_shape
+    kd, kh, kw = np.indices(kernel).reshape(3, -1) * np.array(dilation)[:, None]
+    return ((kd * rows + kh) * s + kw % s) * wq + kw // s
 
 
-def _wide_dout(dout: np.ndarray, geo: ConvGeometry, width: int) -> np.ndarray:
-    """``dout`` as (N, F, OH, width) planes, the columns past OW zero."""
-    d = _planes(dout, geo)
-    wide = np.zeros((*d.shape[:3], width), d.dtype)
-    wide[..., : d.shape[3]] = d
-    return wide
+def _flat(a: np.ndarray) -> np.ndarray:
+    """Region-shaped planes (nb, C, DR, HR, S, WQ) as one long row each."""
+    return a.reshape(a.shape[0], a.shape[1], 1, 1, 1, -1)
+
+
+def _depthwise_chunks(geo: ConvGeometry, dtype: np.dtype, x: np.ndarray | None) -> Any:
+    """Per chunk: (chunk, region, scratch, offsets, row arguments, wide arguments).
+
+    ``region`` holds the chunk's padded input when ``x`` is given. The arguments follow
+    the offsets in the kernels' calls: row by row, or (None unless ``_wide``) with the
+    planes flattened (``_flat``) into one row each, ``scratch`` the wide output.
+    """
+    k = _kernels()
+    _, stride, pad, _, _, out_size = geo.kernel_args()
+    x5 = None if x is None else _as5d(x, geo, geo.channels)
+    for chunk in _plan(geo, dtype.itemsize):
+        scratch, region = _workspace(geo, chunk, dtype)
+        assert region is not None
+        base, shape = _region(geo, chunk)
+        if x5 is not None:
+            k.pad_region(x5[chunk.n0 : chunk.n1], region, base, pad)
+        offs = _tap_offsets(geo, shape)
+        rows = (stride, out_size, base, chunk.r0, chunk.r1)
+        wide = None
+        if _wide(geo, chunk):
+            wide = ((1, 1, 1), (1, 1, math.prod(shape[2:]) - int(offs.max())), (0, 0), 0, 1)
+        yield chunk, region, scratch, offs, rows, wide
+
+
+def _wide_planes(scratch: np.ndarray, geo: ConvGeometry, chunk: _Chunk) -> np.ndarray:
+    """The outputs' places in a wide scratch, (nb, F, OD, OH, OW), a view."""
+    _, (nb, _, dr, hr, _, wq) = _region(geo, chunk)
+    *_, (od, oh, ow) = geo.kernel_args()
+    return scratch.reshape(nb, geo.filters, dr, hr, wq)[..., :od, :oh, :ow]
+
+
+def _chunk_rows(a: np.ndarray, geo: ConvGeometry, chunk: _Chunk, channels: int) -> np.ndarray:
+    """The chunk's output rows of a channels-first output-shaped array, (nb, F, R * OW)."""
+    _, width = _rows(geo)
+    flat = a.reshape(geo.batch, channels, geo.positions)
+    return flat[chunk.n0 : chunk.n1, :, chunk.r0 * width : chunk.r1 * width]
 
 
 def _depthwise_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry
 ) -> np.ndarray:
-    if _wide(geo):
-        xp = _padded_planes(x, geo)
-        w4 = _planes(w, geo)
-        oh = xp.shape[2] - (w4.shape[2] - 1) * geo.kernel_args()[3][1]
-        wide = np.empty((geo.batch, geo.filters, oh, xp.shape[3]), x.dtype)
-        dilation = geo.kernel_args()[3][1:]
-        _kernels().depthwise_forward_wide(xp, w4, wide, dilation)
-        out = np.ascontiguousarray(wide[..., : geo.out_size[-1]]).reshape(geo.out_shape)
-        return _add_bias(out, b, geo)
-    _, stride, pad, dilation, _, _ = geo.kernel_args()
+    k = _kernels()
     out = np.empty(geo.out_shape, x.dtype)
-    _kernels().depthwise_forward(
-        _as5d(x, geo, geo.channels),
-        _w5d(w, geo),
-        _as5d(out, geo, geo.filters),
-        stride,
-        pad,
-        dilation,
-    )
-    if b is not None:
-        out += b.reshape((-1,) + (1,) * geo.nd)
-    return out
+    w2 = w.reshape(geo.filters, geo.window)
+    for chunk, region, scratch, offs, rows, wide in _depthwise_chunks(geo, x.dtype, x):
+        if wide is None:
+            src, dst, args = region, _chunk_rows(out, geo, chunk, geo.filters), rows
+        else:  # garbage columns in the output only, dropped below
+            src, dst, args = _flat(region), scratch, wide
+        for t in range(0, geo.window, _TAPS_PER_CALL):
+            taps = slice(t, t + _TAPS_PER_CALL)
+            wt = np.ascontiguousarray(w2[:, taps])
+            k.depthwise_forward(src, wt, dst, tuple(offs[taps].tolist()), t == 0, *args)
+        if wide is not None:
+            _as5d(out[chunk.n0 : chunk.n1], geo, geo.filters)[...] = _wide_planes(
+                scratch, geo, chunk
+            )
+    return _add_bias(out, b, geo)
 
 
 def _depthwise_backward(
     dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    if _wide(geo):
-        return _depthwise_backward_wide(dout, x, w, geo, want_dx)
     k = _kernels()
-    _, stride, pad, dilation, _, _ = geo.kernel_args()
-    dout5 = _as5d(dout, geo, geo.filters)
-    dx = dw = None
-    if want_dx:
-        dx = np.empty(geo.x_shape, dout.dtype)
-        k.depthwise_backward_input(
-            dout5, _w5d(w, geo), _as5d(dx, geo, geo.channels), stride, pad, dilation
-        )
-    if x is not None:
-        dw = np.zeros(geo.w_shape, dout.dtype)
-        k.depthwise_backward_weight(
-            _as5d(x, geo, geo.channels), dout5, _w5d(dw, geo), stride, pad, dilation
-        )
-    return dx, dw
-
-
-def _depthwise_backward_wide(
-    dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    k = _kernels()
-    dilation = geo.kernel_args()[3][1:]
-    (top, bottom), (left, right) = ((0, 0),) * (2 - geo.nd) + tuple(geo.pads)
-    h, wd = (1,) * (2 - geo.nd) + geo.in_size
-    g = _wide_dout(dout, geo, left + wd + right)
-    w4 = _planes(w, geo)
-    dx = dw = None
-    if want_dx:
-        dxp = np.zeros((geo.batch, geo.channels, top + h + bottom, left + wd + right), dout.dtype)
-        k.depthwise_backward_input_wide(g, w4, dxp, dilation)
-        dx = np.ascontiguousarray(dxp[:, :, top : top + h, left : left + wd]).reshape(geo.x_shape)
-    if x is not None:
-        dw = np.zeros(geo.w_shape, dout.dtype)
-        k.depthwise_backward_weight_wide(_padded_planes(x, geo), g, _planes(dw, geo), dilation)
-    return dx, dw
-
-
-def _w5d(w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
-    return w.reshape(w.shape[:2] + geo.kernel_args()[0])
+    _, _, pad, _, _, _ = geo.kernel_args()
+    w2 = w.reshape(geo.filters, geo.window)
+    dx = np.zeros(geo.x_shape, dout.dtype) if want_dx else None
+    dw = np.zeros(w2.shape, dout.dtype) if x is not None else None
+    # In the wide form dout is spread out with zeros in the garbage columns, and each
+    # gradient reads those zeros against real data: dx against the weights, exact when
+    # they are finite (else rows); dw against x, where an inf or NaN gives NaN (redone
+    # along rows below).
+    finite_w = bool(np.isfinite(w2).all())
+    went_wide = False
+    for chunk, region, scratch, offs, rows, wide in _depthwise_chunks(geo, dout.dtype, x):
+        g = _chunk_rows(dout, geo, chunk, geo.filters)
+        if wide is not None:
+            went_wide = True
+            scratch.fill(0)
+            _wide_planes(scratch, geo, chunk)[...] = _as5d(
+                dout[chunk.n0 : chunk.n1], geo, geo.filters
+            )
+        if dw is not None:
+            if wide is None:
+                k.depthwise_backward_weight(region, g, dw, offs, *rows)
+            else:
+                k.depthwise_backward_weight(_flat(region), scratch, dw, offs, *wide)
+        if dx is not None:
+            region.fill(0)
+            if wide is None or not finite_w:
+                k.depthwise_backward_input(g, w2, region, offs, *rows)
+            else:
+                k.depthwise_backward_input(scratch, w2, _flat(region), offs, *wide)
+            dx5 = _as5d(dx[chunk.n0 : chunk.n1], geo, geo.channels)
+            k.unpad_add(region, dx5, rows[2], pad)
+    if dw is not None and went_wide and not np.isfinite(dw).all():
+        dw[...] = 0
+        for chunk, region, _, offs, rows, _ in _depthwise_chunks(geo, dout.dtype, x):
+            g = _chunk_rows(dout, geo, chunk, geo.filters)
+            k.depthwise_backward_weight(region, g, dw, offs, *rows)
+    return dx, (None if dw is None else dw.reshape(geo.w_shape))
 
 
 def _bias_grad(dout: np.ndarray, geo: ConvGeometry) -> np.ndarray:

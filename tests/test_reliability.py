@@ -208,15 +208,27 @@ NONFINITE_SPOTS = {"start": 0, "middle": None, "end": -1}
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", list(NONFINITE_SPOTS))
 @pytest.mark.parametrize("target", ["x", "w"])
-@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
-def test_non_finite_values_propagate_like_the_oracle(value, where, target, layout, rng):
+@pytest.mark.parametrize(
+    ("layout", "groups", "stride"),
+    [
+        ("channels_first", 1, 1),
+        ("channels_last", 1, 1),
+        # Depthwise, where the stride-1 forward pass computes garbage columns that must
+        # never meet a gradient (regression: 0 * inf in them made NaN in dw and dx).
+        ("channels_first", 10, 1),
+        ("channels_first", 10, 2),
+    ],
+)
+def test_non_finite_values_propagate_like_the_oracle(
+    value, where, target, layout, groups, stride, rng
+):
     x = rng.standard_normal((2, 10, 6, 5))
-    w = rng.standard_normal((10, 10, 3, 3))
+    w = rng.standard_normal((10, 10 // groups, 3, 3))
     arr = x if target == "x" else w
     flat = arr.reshape(-1)
     spot = NONFINITE_SPOTS[where]
     flat[flat.size // 2 if spot is None else spot] = value
-    options = {"stride": 1, "padding": 1}
+    options = {"stride": stride, "padding": 1, "groups": groups}
     if layout == "channels_last":
         x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
         options["data_format"] = "channels_last"
@@ -378,6 +390,23 @@ class TestWorkspace:
                 )
             for p, e in zip(parts, whole, strict=True):
                 np.testing.assert_allclose(p, e, rtol=1e-13, atol=1e-13, strict=True)
+
+    @pytest.mark.parametrize("stride", [1, 2])
+    def test_depthwise_chunks_of_rows_equal_whole_samples(self, stride, rng):
+        # Depthwise convolutions chunk their padded input the same way; stride 1 computes
+        # whole samples along flattened planes and rows otherwise.
+        x = rng.standard_normal((3, 4, 11, 9))
+        w = rng.standard_normal((8, 1, 3, 3))
+        opts = {"padding": 1, "stride": stride, "groups": 4, "dilation": (2, 1)}
+        dout = rng.standard_normal(convcol.conv2d(x, w, **opts).shape)
+        whole = (convcol.conv2d(x, w, **opts), *convcol.conv2d_backward(dout, x, w, **opts))
+        for limit in (2**11, 3 * 2**10, 8 * 2**10, 16 * 2**10):
+            with convcol.workspace_limit(limit):
+                parts = (convcol.conv2d(x, w, **opts), *convcol.conv2d_backward(dout, x, w, **opts))
+            for p, e in zip(parts, whole, strict=True):
+                np.testing.assert_allclose(p, e, rtol=1e-13, atol=1e-13, strict=True)
+        ref = conv_nd_naive(x, w, **opts)
+        assert_close(whole[0], ref, np.float64, 10)
 
     def test_refused_before_allocating_with_the_size_needed(self, rng):
         x = np.zeros((4, 64, 100, 100))
