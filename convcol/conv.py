@@ -197,7 +197,8 @@ def _workspace(
         return flat.reshape(positions, taps), None
     _, shape = _region(geo, chunk)
     if _is_depthwise(geo):
-        cols = flat[:n_cols].reshape(shape[0], geo.filters, -1)
+        plane = math.prod(shape[2:]) if n_cols else 0  # wide scratch, or none
+        cols = flat[:n_cols].reshape(shape[0], geo.filters, plane)
     else:
         cols = flat[:n_cols].reshape(taps, positions)
     return cols, flat[n_cols:].reshape(shape)

@@ -166,6 +166,8 @@ EDGE = [
     ),
     ("batch_0_transposed", "conv_transpose2d", (0, 3, 4, 4), (3, 2, 3, 3), {"stride": 2}),
     ("channels_0_transposed", "conv_transpose1d", (2, 0, 4), (0, 2, 3), {}),
+    # A depthwise convolution with no filters underneath (found by the fuzzer).
+    ("depthwise_0_filters", "conv_transpose3d", (1, 0, 1, 1, 1), (0, 1, 1, 1, 1), {"groups": 2}),
     ("batch_0_conv3d", "conv3d", (0, 2, 3, 3, 3), (2, 2, 2, 2, 2), {}),
     ("input_1x1", "conv2d", (2, 3, 1, 1), (4, 3, 1, 1), {}),
     ("input_1_padded", "conv1d", (2, 2, 1), (3, 2, 3), {"padding": 1}),
