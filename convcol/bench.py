@@ -141,13 +141,18 @@ def torch_calls(
 def interleaved_minimum(
     candidates: dict[str, Callable[[], Any]], repeat: int, budget_s: float
 ) -> dict[str, float]:
-    """Warm each candidate up (JIT, caches), then time them in turns; the minimum counts."""
-    for fn in candidates.values():
-        fn()
+    """Time the candidates in turns; the minimum counts.
+
+    Each turn times a candidate's second call in a row. The first, untimed, warms it up
+    (JIT, caches) and lets the threads of the candidate before it settle: PyTorch's OpenMP
+    threads and OpenBLAS's keep spinning for a while after a call, and measured right after
+    a PyTorch call convcol's forward pass took 25% longer (cifar_3x3 float32).
+    """
     best = dict.fromkeys(candidates, math.inf)
     start = time.perf_counter()
     for i in range(repeat):
         for name, fn in candidates.items():
+            fn()
             t0 = time.perf_counter()
             fn()
             best[name] = min(best[name], time.perf_counter() - t0)
