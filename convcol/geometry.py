@@ -8,6 +8,7 @@ whose leading spatial axes have size 1.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -73,12 +74,12 @@ class ConvGeometry:
     @property
     def window(self) -> int:
         """Kernel taps per channel (kd * kh * kw)."""
-        return int(np.prod(self.kernel))
+        return math.prod(self.kernel)
 
     @property
     def positions(self) -> int:
         """Output positions per sample and filter (od * oh * ow)."""
-        return int(np.prod(self.out_size))
+        return math.prod(self.out_size)
 
     def padded(self) -> ConvGeometry:
         """The same convolution of the already-padded input, with zero padding."""

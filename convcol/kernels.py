@@ -49,25 +49,32 @@ def pad_region(x, xp, base, pad):
     # S * k + q - pad[2]], or 0 where that lies outside x.
     N, C, D, H, W = x.shape
     _, _, DR, HR, S, WQ = xp.shape
+    # Each phase's run of columns inside x, worked out once: rows are short (WQ is 29 for
+    # a stride-2 56-wide input), so per-row arithmetic would cost as much as the copy.
+    lo, hi = np.empty(S, np.int64), np.empty(S, np.int64)
+    for q in range(S):
+        lo[q], hi[q] = _valid_range(q - pad[2], S, W, WQ)
     for n in range(N):
         for c in range(C):
             for i in range(DR):
                 d = i + base[0] - pad[0]
                 for j in range(HR):
                     h = j + base[1] - pad[1]
-                    inside = 0 <= d < D and 0 <= h < H
+                    row = xp[n, c, i, j]
+                    if not (0 <= d < D and 0 <= h < H):
+                        row[:] = 0
+                        continue
+                    src = x[n, c, d, h]
                     for q in range(S):
-                        dst = xp[n, c, i, j, q]
-                        lo, hi = _valid_range(q - pad[2], S, W, WQ) if inside else (WQ, WQ)
-                        for k in range(lo):
+                        dst = row[q]
+                        a, b = lo[q], hi[q]
+                        first = S * a + q - pad[2]
+                        for k in range(a):
                             dst[k] = 0
-                        if hi > lo:
-                            src = x[n, c, d, h]
-                            first = S * lo + q - pad[2]
-                            # LLVM versions this loop for S == 1 into a plain vector copy.
-                            for k in range(hi - lo):
-                                dst[np.uint64(lo + k)] = src[np.uint64(first + S * k)]
-                        for k in range(hi, WQ):
+                        # LLVM versions this loop for S == 1 into a plain vector copy.
+                        for k in range(b - a):
+                            dst[np.uint64(a + k)] = src[np.uint64(first + S * k)]
+                        for k in range(b, WQ):
                             dst[k] = 0
 
 
@@ -76,6 +83,9 @@ def unpad_add(xp, dx, base, pad):
     # The adjoint of pad_region: adds each padded element that came from dx back into it.
     N, C, D, H, W = dx.shape
     _, _, DR, HR, S, WQ = xp.shape
+    lo, hi = np.empty(S, np.int64), np.empty(S, np.int64)
+    for q in range(S):
+        lo[q], hi[q] = _valid_range(q - pad[2], S, W, WQ)
     for n in range(N):
         for c in range(C):
             for i in range(DR):
@@ -86,11 +96,10 @@ def unpad_add(xp, dx, base, pad):
                         continue
                     dst = dx[n, c, d, h]
                     for q in range(S):
-                        lo, hi = _valid_range(q - pad[2], S, W, WQ)
                         src = xp[n, c, i, j, q]
-                        first = S * lo + q - pad[2]
-                        for k in range(hi - lo):
-                            dst[np.uint64(first + S * k)] += src[np.uint64(lo + k)]
+                        a, first = lo[q], S * lo[q] + q - pad[2]
+                        for k in range(hi[q] - a):
+                            dst[np.uint64(first + S * k)] += src[np.uint64(a + k)]
 
 
 @numba.njit(cache=True, nogil=True)
