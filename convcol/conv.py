@@ -228,9 +228,10 @@ def _im2col_into(
             x5, cols, kernel, stride, pad, dilation, out_size, geo.groups, chunk.r0, chunk.r1
         )
         return
-    base, _ = _region(geo, chunk)
+    base, shape = _region(geo, chunk)
     k.pad_region(x5, region, base, pad)
-    k.im2col(region, cols, kernel, stride, dilation, out_size, base, chunk.r0, chunk.r1)
+    offs = _tap_offsets(geo, shape)
+    k.im2col(region, cols, offs, stride, out_size, base, chunk.r0, chunk.r1)
 
 
 def _col2im_into(
@@ -245,9 +246,10 @@ def _col2im_into(
             cols, dx5, kernel, stride, pad, dilation, out_size, geo.groups, chunk.r0, chunk.r1
         )
         return
-    base, _ = _region(geo, chunk)
+    base, shape = _region(geo, chunk)
     region.fill(0)
-    k.col2im(cols, region, kernel, stride, dilation, out_size, base, chunk.r0, chunk.r1)
+    offs = _tap_offsets(geo, shape)
+    k.col2im(cols, region, offs, stride, out_size, base, chunk.r0, chunk.r1)
     k.unpad_add(region, dx5, base, pad)
 
 

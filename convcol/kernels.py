@@ -102,60 +102,58 @@ def unpad_add(xp, dx, base, pad):
                             dst[np.uint64(first + S * k)] += src[np.uint64(a + k)]
 
 
+@numba.njit(cache=True, inline="always")
+def _row_start(od, oh, stride, base, rows, row_len):
+    return ((od * stride[0] - base[0]) * rows + oh * stride[1] - base[1]) * row_len
+
+
 @numba.njit(cache=True, nogil=True)
-def im2col(xp, cols, kernel, stride, dilation, out_size, base, r0, r1):
-    # cols (C * K, nb * R): row (c, tap), column (n, output row r0 + r, ow).
-    N, C, _, _, S, _ = xp.shape
-    KD, KH, KW = kernel
+def im2col(xp, cols, offs, stride, out_size, base, r0, r1):
+    # cols (C * T, nb * R * OW): row (c, t), column (n, output row r0 + r, ow). Tap t of
+    # output row (od, oh) starts at _row_start(...) + offs[t] in channel c's flattened
+    # region plane. Flat unsigned indices, not views: a view per row costs as much as
+    # copying a short row (1.5x faster on 16- to 56-wide rows).
+    nb, C, DR, HR, S, WQ = xp.shape
+    src, dst = xp.reshape(-1), cols.reshape(-1)
+    plane, T, M = DR * HR * S * WQ, offs.shape[0], cols.shape[1]
     _, OH, OW = out_size
-    K = KD * KH * KW
     R = r1 - r0
-    for n in range(N):
+    for n in range(nb):
         for c in range(C):
-            for kd in range(KD):
-                for kh in range(KH):
-                    for kw in range(KW):
-                        row = c * K + (kd * KH + kh) * KW + kw
-                        q, k0 = (kw * dilation[2]) % S, (kw * dilation[2]) // S
-                        od, oh = r0 // OH, r0 % OH
-                        for r in range(R):
-                            i = od * stride[0] + kd * dilation[0] - base[0]
-                            j = oh * stride[1] + kh * dilation[1] - base[1]
-                            src = xp[n, c, i, j, q, k0 : k0 + OW]
-                            dst = cols[row, (n * R + r) * OW : (n * R + r + 1) * OW]
-                            for ow in range(OW):
-                                dst[ow] = src[ow]
-                            oh += 1  # no division per row: that alone cost 10-20%
-                            if oh == OH:
-                                oh, od = 0, od + 1
+            for t in range(T):
+                s0, d0 = (n * C + c) * plane + offs[t], (c * T + t) * M + n * R * OW
+                od, oh = r0 // OH, r0 % OH
+                for r in range(R):
+                    s = s0 + _row_start(od, oh, stride, base, HR, S * WQ)
+                    d = d0 + r * OW
+                    for ow in range(OW):
+                        dst[np.uint64(d + ow)] = src[np.uint64(s + ow)]
+                    oh += 1  # no division per row: that alone cost 10-20%
+                    if oh == OH:
+                        oh, od = 0, od + 1
 
 
 @numba.njit(cache=True, nogil=True)
-def col2im(cols, xp, kernel, stride, dilation, out_size, base, r0, r1):
+def col2im(cols, xp, offs, stride, out_size, base, r0, r1):
     # The adjoint of im2col: adds into xp (the caller zeroes it).
-    N, C, _, _, S, _ = xp.shape
-    KD, KH, KW = kernel
+    nb, C, DR, HR, S, WQ = xp.shape
+    src, dst = cols.reshape(-1), xp.reshape(-1)
+    plane, T, M = DR * HR * S * WQ, offs.shape[0], cols.shape[1]
     _, OH, OW = out_size
-    K = KD * KH * KW
     R = r1 - r0
-    for n in range(N):
+    for n in range(nb):
         for c in range(C):
-            for kd in range(KD):
-                for kh in range(KH):
-                    for kw in range(KW):
-                        row = c * K + (kd * KH + kh) * KW + kw
-                        q, k0 = (kw * dilation[2]) % S, (kw * dilation[2]) // S
-                        od, oh = r0 // OH, r0 % OH
-                        for r in range(R):
-                            i = od * stride[0] + kd * dilation[0] - base[0]
-                            j = oh * stride[1] + kh * dilation[1] - base[1]
-                            dst = xp[n, c, i, j, q, k0 : k0 + OW]
-                            src = cols[row, (n * R + r) * OW : (n * R + r + 1) * OW]
-                            for ow in range(OW):
-                                dst[ow] += src[ow]
-                            oh += 1
-                            if oh == OH:
-                                oh, od = 0, od + 1
+            for t in range(T):
+                d0, s0 = (n * C + c) * plane + offs[t], (c * T + t) * M + n * R * OW
+                od, oh = r0 // OH, r0 % OH
+                for r in range(R):
+                    d = d0 + _row_start(od, oh, stride, base, HR, S * WQ)
+                    s = s0 + r * OW
+                    for ow in range(OW):
+                        dst[np.uint64(d + ow)] += src[np.uint64(s + ow)]
+                    oh += 1
+                    if oh == OH:
+                        oh, od = 0, od + 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -228,11 +226,6 @@ def col2im_cl(cols, dx, kernel, stride, pad, dilation, out_size, groups, r0, r1)
 # "wide", with Wp - OW garbage columns per row that the caller drops, and a gradient's
 # garbage columns must be zeros. Those zeros meet real data (0 * inf is NaN), which the
 # caller rules out or redoes row by row.
-
-
-@numba.njit(cache=True, inline="always")
-def _row_start(od, oh, stride, base, rows, row_len):
-    return ((od * stride[0] - base[0]) * rows + oh * stride[1] - base[1]) * row_len
 
 
 @numba.njit(cache=True, nogil=True)
