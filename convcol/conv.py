@@ -110,7 +110,9 @@ def _region(geo: ConvGeometry, chunk: _Chunk) -> tuple[tuple[int, int], tuple[in
     the shape (nb, C, DR, HR, S, WQ) of the phase-split copy that ``kernels.pad_region``
     fills (channels-first only).
     """
-    kernel, stride, _, dilation, _, (_, OH, OW) = geo.kernel_args()
+    kernel, stride, _, dilation, _, (OD, OH, OW) = geo.kernel_args()
+    if 0 in (OD, OH, OW) or chunk.r1 <= chunk.r0:  # no outputs (transposed input of size 0)
+        return (0, 0), (chunk.n1 - chunk.n0, geo.channels, 0, 0, stride[2], 0)
     (od0, oh0), (od1, oh1) = divmod(chunk.r0, OH), divmod(chunk.r1 - 1, OH)
     if od0 != od1:  # the rows span several depth planes: every height row of those
         oh0, oh1 = 0, OH - 1

@@ -166,6 +166,14 @@ EDGE = [
     ),
     ("batch_0_transposed", "conv_transpose2d", (0, 3, 4, 4), (3, 2, 3, 3), {"stride": 2}),
     ("channels_0_transposed", "conv_transpose1d", (2, 0, 4), (0, 2, 3), {}),
+    # A transposed input of size 0: no outputs underneath (found by the fuzzer).
+    (
+        "transposed_input_0",
+        "conv_transpose2d",
+        (0, 0, 0, 1),
+        (0, 1, 1, 1),
+        {"dilation": 2, "output_padding": 1},
+    ),
     # A depthwise convolution with no filters underneath (found by the fuzzer).
     ("depthwise_0_filters", "conv_transpose3d", (1, 0, 1, 1, 1), (0, 1, 1, 1, 1), {"groups": 2}),
     ("batch_0_conv3d", "conv3d", (0, 2, 3, 3, 3), (2, 2, 2, 2, 2), {}),
