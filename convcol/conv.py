@@ -113,9 +113,8 @@ def _region(geo: ConvGeometry, chunk: _Chunk) -> tuple[tuple[int, int], tuple[in
     kernel, stride, _, dilation, _, (OD, OH, OW) = geo.kernel_args()
     if 0 in (OD, OH, OW) or chunk.r1 <= chunk.r0:  # no outputs (transposed input of size 0)
         return (0, 0), (chunk.n1 - chunk.n0, geo.channels, 0, 0, stride[2], 0)
+    # Whole samples, or a run of rows within one depth plane (_plan).
     (od0, oh0), (od1, oh1) = divmod(chunk.r0, OH), divmod(chunk.r1 - 1, OH)
-    if od0 != od1:  # the rows span several depth planes: every height row of those
-        oh0, oh1 = 0, OH - 1
     d_span = (od1 - od0) * stride[0] + (kernel[0] - 1) * dilation[0] + 1
     h_span = (oh1 - oh0) * stride[1] + (kernel[1] - 1) * dilation[1] + 1
     s = stride[2]
@@ -148,8 +147,9 @@ def _budget(geo: ConvGeometry, itemsize: int) -> tuple[int, int]:
     limit = get_workspace_limit()
     if row_bytes > limit:
         raise ConvError(
-            f"one output row needs {row_bytes} bytes ({_mib(row_bytes)}) of workspace (its "
-            f"im2col columns and the input rows they read) but the workspace limit is {limit} "
+            f"one output row needs {row_bytes} bytes ({_mib(row_bytes)}) of workspace (the "
+            "im2col columns or depthwise scratch it is computed in, and the padded input rows "
+            f"it reads) but the workspace limit is {limit} "
             f"bytes ({_mib(limit)}) (x.shape={geo.x_shape}, w.shape={geo.w_shape}); raise it "
             "with convcol.workspace_limit(nbytes) or the CONVCOL_WORKSPACE_LIMIT environment "
             "variable"
@@ -167,15 +167,19 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
         return [
             _Chunk(n0, min(n0 + step, geo.batch), 0, rows, True) for n0 in range(0, geo.batch, step)
         ]
-    # Runs of output rows of one sample. A run's input region grows with it by whole
-    # planes where it crosses depth planes, so shrink the run until every one fits.
-    step = max(1, budget // max(1, row_bytes))
-    while True:
-        runs = [(r0, min(r0 + step, rows)) for r0 in range(0, rows, step)]
-        worst = max(_chunk_bytes(geo, _Chunk(0, 1, r0, r1, False), itemsize) for r0, r1 in runs)
-        if worst <= budget or step == 1:
-            return [_Chunk(n, n + 1, r0, r1, False) for n in range(geo.batch) for r0, r1 in runs]
-        step = max(1, min(step - 1, step * budget // worst))
+    # Runs of output rows of one sample, each within one depth plane so that its input
+    # region is a band of rows. A run's workspace grows linearly with its length R (its
+    # columns, and its band by `stride` rows a row): take the longest that fits.
+    *_, (_, oh, _) = geo.kernel_args()
+    two = _chunk_bytes(geo, _Chunk(0, 1, 0, 2, False), itemsize) if oh > 1 else row_bytes
+    step = oh if two <= row_bytes else max(1, (budget - row_bytes) // (two - row_bytes) + 1)
+    step = min(step, oh)
+    return [
+        _Chunk(n, n + 1, plane + r0, plane + min(r0 + step, oh), False)
+        for n in range(geo.batch)
+        for plane in range(0, rows, oh)
+        for r0 in range(0, oh, step)
+    ]
 
 
 _local = threading.local()
@@ -494,9 +498,9 @@ def _is_depthwise(geo: ConvGeometry) -> bool:
 
 
 def _wide(geo: ConvGeometry, chunk: _Chunk) -> bool:
-    # Stride 1 and whole samples: the depthwise kernels can run along whole flattened
-    # planes, with a scratch the size of the region per filter (kernels.py).
-    return chunk.whole and set(geo.stride) == {1}
+    # Stride 1: the depthwise kernels can run along whole flattened region planes, with a
+    # scratch the size of the region per filter (kernels.py).
+    return set(geo.stride) == {1}
 
 
 # Taps per call of kernels.depthwise_forward, which unrolls them: a 3x3 kernel in one call.
@@ -541,18 +545,32 @@ def _depthwise_chunks(geo: ConvGeometry, dtype: np.dtype, x: np.ndarray | None) 
         yield chunk, region, scratch, offs, rows, wide
 
 
+def _chunk_rows(a: np.ndarray, geo: ConvGeometry, chunk: _Chunk, channels: int) -> np.ndarray:
+    """The chunk's part of a channels-first output-shaped array, a 5-D view.
+
+    (nb, F, OD, OH, OW) for whole samples, (1, F, 1, R, OW) for a run of R rows.
+    """
+    *_, (od, oh, ow) = geo.kernel_args()
+    a5 = a.reshape(geo.batch, channels, od, oh, ow)[chunk.n0 : chunk.n1]
+    if chunk.whole:
+        return a5
+    d, h = divmod(chunk.r0, oh)
+    return a5[:, :, d : d + 1, h : h + chunk.r1 - chunk.r0]
+
+
 def _wide_planes(scratch: np.ndarray, geo: ConvGeometry, chunk: _Chunk) -> np.ndarray:
-    """The outputs' places in a wide scratch, (nb, F, OD, OH, OW), a view."""
+    """The chunk's outputs' places in a wide scratch, a view shaped like ``_chunk_rows``."""
     _, (nb, _, dr, hr, _, wq) = _region(geo, chunk)
     *_, (od, oh, ow) = geo.kernel_args()
-    return scratch.reshape(nb, geo.filters, dr, hr, wq)[..., :od, :oh, :ow]
+    planes = scratch.reshape(nb, geo.filters, dr, hr, wq)
+    if chunk.whole:
+        return planes[..., :od, :oh, :ow]
+    return planes[:, :, :1, : chunk.r1 - chunk.r0, :ow]
 
 
-def _chunk_rows(a: np.ndarray, geo: ConvGeometry, chunk: _Chunk, channels: int) -> np.ndarray:
-    """The chunk's output rows of a channels-first output-shaped array, (nb, F, R * OW)."""
-    _, width = _rows(geo)
-    flat = a.reshape(geo.batch, channels, geo.positions)
-    return flat[chunk.n0 : chunk.n1, :, chunk.r0 * width : chunk.r1 * width]
+def _row_major(a: np.ndarray) -> np.ndarray:
+    """A ``_chunk_rows`` view as the kernels take it, (nb, F, R * OW), still a view."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
 
 
 def _depthwise_forward(
@@ -562,18 +580,17 @@ def _depthwise_forward(
     out = np.empty(geo.out_shape, x.dtype)
     w2 = w.reshape(geo.filters, geo.window)
     for chunk, region, scratch, offs, rows, wide in _depthwise_chunks(geo, x.dtype, x):
+        dst = _chunk_rows(out, geo, chunk, geo.filters)
         if wide is None:
-            src, dst, args = region, _chunk_rows(out, geo, chunk, geo.filters), rows
+            src, into, args = region, _row_major(dst), rows
         else:  # garbage columns in the output only, dropped below
-            src, dst, args = _flat(region), scratch, wide
+            src, into, args = _flat(region), scratch, wide
         for t in range(0, geo.window, _TAPS_PER_CALL):
             taps = slice(t, t + _TAPS_PER_CALL)
             wt = np.ascontiguousarray(w2[:, taps])
-            k.depthwise_forward(src, wt, dst, tuple(offs[taps].tolist()), t == 0, *args)
+            k.depthwise_forward(src, wt, into, tuple(offs[taps].tolist()), t == 0, *args)
         if wide is not None:
-            _as5d(out[chunk.n0 : chunk.n1], geo, geo.filters)[...] = _wide_planes(
-                scratch, geo, chunk
-            )
+            dst[...] = _wide_planes(scratch, geo, chunk)
     return _add_bias(out, b, geo)
 
 
@@ -596,18 +613,16 @@ def _depthwise_backward(
         if wide is not None:
             went_wide = True
             scratch.fill(0)
-            _wide_planes(scratch, geo, chunk)[...] = _as5d(
-                dout[chunk.n0 : chunk.n1], geo, geo.filters
-            )
+            _wide_planes(scratch, geo, chunk)[...] = g
         if dw is not None:
             if wide is None:
-                k.depthwise_backward_weight(region, g, dw, offs, *rows)
+                k.depthwise_backward_weight(region, _row_major(g), dw, offs, *rows)
             else:
                 k.depthwise_backward_weight(_flat(region), scratch, dw, offs, *wide)
         if dx is not None:
             region.fill(0)
             if wide is None or not finite_w:
-                k.depthwise_backward_input(g, w2, region, offs, *rows)
+                k.depthwise_backward_input(_row_major(g), w2, region, offs, *rows)
             else:
                 k.depthwise_backward_input(scratch, w2, _flat(region), offs, *wide)
             dx5 = _as5d(dx[chunk.n0 : chunk.n1], geo, geo.channels)
@@ -615,7 +630,7 @@ def _depthwise_backward(
     if dw is not None and went_wide and not np.isfinite(dw).all():
         dw[...] = 0
         for chunk, region, _, offs, rows, _ in _depthwise_chunks(geo, dout.dtype, x):
-            g = _chunk_rows(dout, geo, chunk, geo.filters)
+            g = _row_major(_chunk_rows(dout, geo, chunk, geo.filters))
             k.depthwise_backward_weight(region, g, dw, offs, *rows)
     return dx, (None if dw is None else dw.reshape(geo.w_shape))
 

@@ -1,4 +1,4 @@
-"""The Numba kernels: im2col and its adjoint col2im.
+"""The Numba kernels: the padded input region, im2col and col2im, and depthwise convolution.
 
 Private and plain on purpose: callers (``convcol.conv``) validate, allocate every buffer with
 NumPy (its allocator gets huge pages; Numba's does not) and pass it in.
@@ -8,7 +8,8 @@ Layouts (all indices in C order, K = KD * KH * KW taps, P = OD * OH * OW outputs
 - channels first: ``x`` (N, C, D, H, W) and ``cols`` (C * K, N * P), row ``(c, tap)``,
   column ``(n, output)``: a window is a column, so ``w @ cols`` is the convolution. im2col
   reads (and col2im writes) a padded, phase-split copy of the input region (``pad_region``,
-  ``unpad_add``), so that every copy is a contiguous run with no bounds logic.
+  ``unpad_add``), in which tap t of an output row starts ``offs[t]`` elements after the
+  row's start: every copy is a contiguous run with no bounds logic.
 - channels last: ``x`` (N, D, H, W, C) and ``cols`` (N * P, C * K), row ``(n, output)``,
   column ``(g, tap, c % Cg)`` for channel c of group g: a window is a row, copied as runs of
   Cg contiguous channels, and ``cols @ w.T`` is the convolution, already channels-last.
@@ -38,9 +39,10 @@ def _valid_range(off, stride, n_in, n_out):
 # reads, ``xp`` (nb, C, DR, HR, S, WQ): rows of the padded input from ``base`` on (depth,
 # height), each split into its S = stride_w phases, so that padded column S * k + q is
 # ``xp[..., q, k]``. Every tap then reads OW *contiguous* elements per output row, whatever
-# the stride, and the kernels have no bounds logic at all. Written as explicit loops over
-# views with the bare loop index: Numba compiles those to vector code, whereas slice
-# assignment and computed indices (``a[off + j]``) stay scalar, 2-4x slower here.
+# the stride, and the kernels have no bounds logic at all. Written as explicit loops with
+# unsigned indices (or a bare loop index): Numba compiles those to vector code, whereas
+# slice assignment and signed computed indices (``a[off + j]``, checked for wraparound)
+# stay scalar, 2-4x slower here.
 
 
 @numba.njit(cache=True, nogil=True)

@@ -410,7 +410,11 @@ class TestWorkspace:
         opts = {"padding": 1, "stride": stride, "groups": 4, "dilation": (2, 1)}
         dout = rng.standard_normal(convcol.conv2d(x, w, **opts).shape)
         whole = (convcol.conv2d(x, w, **opts), *convcol.conv2d_backward(dout, x, w, **opts))
-        for limit in (2**11, 3 * 2**10, 8 * 2**10, 16 * 2**10):
+        # One row needs 5280 bytes at stride 1 (its padded band and a wide scratch per
+        # filter), 1920 at stride 2; a whole sample 13728 and 4992. So runs of 1 row, of
+        # several, of a whole sample, and of several samples.
+        limits = {1: (6, 8, 12, 16, 32), 2: (2, 3, 6, 16)}[stride]
+        for limit in (kib * 2**10 for kib in limits):
             with convcol.workspace_limit(limit):
                 parts = (convcol.conv2d(x, w, **opts), *convcol.conv2d_backward(dout, x, w, **opts))
             for p, e in zip(parts, whole, strict=True):
@@ -426,8 +430,9 @@ class TestWorkspace:
             convcol.workspace_limit(2**20),
             pytest.raises(
                 ConvError,
-                match=r"one output row needs 1546240 bytes \(1.5 MiB\) of workspace \(its im2col "
-                r"columns and the input rows they read\) but the workspace limit is 1048576 bytes",
+                match=r"one output row needs 1546240 bytes \(1.5 MiB\) of workspace \(the "
+                r"im2col columns or depthwise scratch it is computed in, and the padded input "
+                r"rows it reads\) but the workspace limit is 1048576 bytes",
             ),
         ):
             convcol.conv2d(x, w, padding=2)
