@@ -518,7 +518,7 @@ def _tap_offsets(geo: ConvGeometry, region_shape: tuple[int, ...]) -> np.ndarray
 
 def _flat(a: np.ndarray) -> np.ndarray:
     """Region-shaped planes (nb, C, DR, HR, S, WQ) as one long row each."""
-    return a.reshape(a.shape[0], a.shape[1], 1, 1, 1, -1)
+    return a.reshape(*a.shape[:2], 1, 1, 1, math.prod(a.shape[2:]))
 
 
 def _depthwise_chunks(geo: ConvGeometry, dtype: np.dtype, x: np.ndarray | None) -> Any:
@@ -570,7 +570,7 @@ def _wide_planes(scratch: np.ndarray, geo: ConvGeometry, chunk: _Chunk) -> np.nd
 
 def _row_major(a: np.ndarray) -> np.ndarray:
     """A ``_chunk_rows`` view as the kernels take it, (nb, F, R * OW), still a view."""
-    return a.reshape(a.shape[0], a.shape[1], -1)
+    return a.reshape(*a.shape[:2], math.prod(a.shape[2:]))  # not -1: a.shape[1] may be 0
 
 
 def _depthwise_forward(

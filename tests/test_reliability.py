@@ -176,6 +176,13 @@ EDGE = [
     ),
     # A depthwise convolution with no filters underneath (found by the fuzzer).
     ("depthwise_0_filters", "conv_transpose3d", (1, 0, 1, 1, 1), (0, 1, 1, 1, 1), {"groups": 2}),
+    (
+        "depthwise_0_filters_strided",
+        "conv_transpose3d",
+        (1, 0, 1, 1, 1),
+        (0, 1, 1, 1, 1),
+        {"groups": 2, "stride": (1, 1, 2)},
+    ),
     ("batch_0_conv3d", "conv3d", (0, 2, 3, 3, 3), (2, 2, 2, 2, 2), {}),
     ("input_1x1", "conv2d", (2, 3, 1, 1), (4, 3, 1, 1), {}),
     ("input_1_padded", "conv1d", (2, 2, 1), (3, 2, 3), {"padding": 1}),
