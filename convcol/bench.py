@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 import tracemalloc
@@ -226,6 +227,15 @@ def run_suite(
     except ImportError:
         pass
     print(f"BLAS: {info}", file=out)
+    if hasattr(os, "getloadavg"):
+        # Other work on the machine skews every figure (BLAS threads wait on busy cores).
+        load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+        print(f"load average (1 min): {load:.2f} on {cpus} CPUs", file=out)
+        if load > cpus / 2:
+            print(
+                "warning: the machine looks busy; timings will be noisy (see docs/bench.md)",
+                file=progress,
+            )
     print(f"PyTorch: {torch_version or 'not installed (no ratios to PyTorch)'}", file=out)
     header = (
         f"{'shape':22}{'dtype':8}{'pass':17}{'convcol':>10}{'GFLOP/s':>9}"

@@ -68,8 +68,9 @@ def _kernels() -> Any:
     return kernels
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+def _size(n: int) -> str:
+    """A byte count for people: KiB below a MiB, MiB above."""
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
 
 
 # im2col fills the columns a chunk at a time and the GEMM reads them straight back, so a
@@ -147,10 +148,10 @@ def _budget(geo: ConvGeometry, itemsize: int) -> tuple[int, int]:
     limit = get_workspace_limit()
     if row_bytes > limit:
         raise ConvError(
-            f"one output row needs {row_bytes} bytes ({_mib(row_bytes)}) of workspace (the "
+            f"one output row needs {row_bytes} bytes ({_size(row_bytes)}) of workspace (the "
             "im2col columns or depthwise scratch it is computed in, and the padded input rows "
             f"it reads) but the workspace limit is {limit} "
-            f"bytes ({_mib(limit)}) (x.shape={geo.x_shape}, w.shape={geo.w_shape}); raise it "
+            f"bytes ({_size(limit)}) (x.shape={geo.x_shape}, w.shape={geo.w_shape}); raise it "
             "with convcol.workspace_limit(nbytes) or the CONVCOL_WORKSPACE_LIMIT environment "
             "variable"
         )

@@ -1,4 +1,5 @@
-"""The workspace limit: how many bytes of im2col columns one call may hold at once."""
+"""The workspace limit: how many bytes of scratch (im2col columns, the padded input they are
+read from, depthwise scratch) one call may hold at once."""
 
 from __future__ import annotations
 
@@ -82,13 +83,13 @@ class workspace_limit:  # a context manager, named like the function it acts as
     --------
     >>> import numpy as np, convcol
     >>> x, w = np.ones((64, 16, 32, 32)), np.ones((16, 16, 3, 3))
-    >>> with convcol.workspace_limit(2**20):       # chunks of 21 output rows
+    >>> with convcol.workspace_limit(2**20):       # chunks of 25 output rows
     ...     out = convcol.conv2d(x, w, padding=1)
-    >>> with convcol.workspace_limit(32 * 2**10):  # one output row needs 48.75 KiB
+    >>> with convcol.workspace_limit(32 * 2**10):  # one output row needs 48.8 KiB
     ...     convcol.conv2d(x, w, padding=1)
     Traceback (most recent call last):
     ...
-    convcol.ConvError: one output row needs 49920 bytes (0.0 MiB) of workspace ...
+    convcol.ConvError: one output row needs 49920 bytes (48.8 KiB) of workspace ...
     """
 
     def __init__(self, nbytes: int) -> None:
