@@ -124,6 +124,12 @@ def _region(geo: ConvGeometry, chunk: _Chunk) -> tuple[tuple[int, int], tuple[in
     return base, (chunk.n1 - chunk.n0, geo.channels, d_span, h_span, s, wq)
 
 
+def _phases(geo: ConvGeometry) -> tuple[int, ...]:
+    """The kernels' compile-time stride along W: a tuple of that many zeros (kernels.py)."""
+    s = geo.kernel_args()[1][2]
+    return (0,) * s if s <= 8 else ()
+
+
 def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
     """(elements of the chunk's columns, elements of its padded input region).
 
@@ -236,7 +242,7 @@ def _im2col_into(
         )
         return
     base, shape = _region(geo, chunk)
-    k.pad_region(x5, region, base, pad)
+    k.pad_region(x5, region, base, pad, _phases(geo))
     offs = _tap_offsets(geo, shape)
     k.im2col(region, cols, offs, stride, out_size, base, chunk.r0, chunk.r1)
 
@@ -257,7 +263,7 @@ def _col2im_into(
     region.fill(0)
     offs = _tap_offsets(geo, shape)
     k.col2im(cols, region, offs, stride, out_size, base, chunk.r0, chunk.r1)
-    k.unpad_add(region, dx5, base, pad)
+    k.unpad_add(region, dx5, base, pad, _phases(geo))
 
 
 def _spatial_axes(geo: ConvGeometry) -> tuple[int, ...]:
@@ -537,7 +543,7 @@ def _depthwise_chunks(geo: ConvGeometry, dtype: np.dtype, x: np.ndarray | None) 
         assert region is not None
         base, shape = _region(geo, chunk)
         if x5 is not None:
-            k.pad_region(x5[chunk.n0 : chunk.n1], region, base, pad)
+            k.pad_region(x5[chunk.n0 : chunk.n1], region, base, pad, _phases(geo))
         offs = _tap_offsets(geo, shape)
         rows = (stride, out_size, base, chunk.r0, chunk.r1)
         wide = None
@@ -627,7 +633,7 @@ def _depthwise_backward(
             else:
                 k.depthwise_backward_input(scratch, w2, _flat(region), offs, *wide)
             dx5 = _as5d(dx[chunk.n0 : chunk.n1], geo, geo.channels)
-            k.unpad_add(region, dx5, rows[2], pad)
+            k.unpad_add(region, dx5, rows[2], pad, _phases(geo))
     if dw is not None and went_wide and not np.isfinite(dw).all():
         dw[...] = 0
         for chunk, region, _, offs, rows, _ in _depthwise_chunks(geo, dout.dtype, x):
