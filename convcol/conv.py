@@ -116,6 +116,7 @@ def _region(geo: ConvGeometry, chunk: _Chunk) -> tuple[tuple[int, int], tuple[in
         return (0, 0), (chunk.n1 - chunk.n0, geo.channels, 0, 0, stride[2], 0)
     # Whole samples, or a run of rows within one depth plane (_plan).
     (od0, oh0), (od1, oh1) = divmod(chunk.r0, OH), divmod(chunk.r1 - 1, OH)
+    assert chunk.whole or od0 == od1, chunk
     d_span = (od1 - od0) * stride[0] + (kernel[0] - 1) * dilation[0] + 1
     h_span = (oh1 - oh0) * stride[1] + (kernel[1] - 1) * dilation[1] + 1
     s = stride[2]
@@ -140,7 +141,7 @@ def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
         return geo.channels * geo.window * chunk.columns * _rows(geo)[1], 0
     region = math.prod(_region(geo, chunk)[1])
     if _is_depthwise(geo):
-        return (region * geo.filters // geo.channels if _wide(geo, chunk) else 0), region
+        return (region * geo.filters // geo.channels if _wide(geo) else 0), region
     return geo.channels * geo.window * chunk.columns * _rows(geo)[1], region
 
 
@@ -148,16 +149,21 @@ def _chunk_bytes(geo: ConvGeometry, chunk: _Chunk, itemsize: int) -> int:
     return sum(_chunk_elements(geo, chunk)) * itemsize
 
 
-def _budget(geo: ConvGeometry, itemsize: int) -> tuple[int, int]:
-    """(bytes of one output row's workspace, bytes per chunk); refuses a row over the limit."""
+def _budget(geo: ConvGeometry, itemsize: int, shapes: str = "") -> tuple[int, int]:
+    """(bytes of one output row's workspace, bytes per chunk); refuses a row over the limit.
+
+    ``shapes`` names the caller's arrays in the message (``geo`` may be a transposed or
+    channels-first version of them).
+    """
     row_bytes = _chunk_bytes(geo, _Chunk(0, 1, 0, 1, False), itemsize)
     limit = get_workspace_limit()
+    shapes = shapes or f"x.shape={geo.x_shape}, w.shape={geo.w_shape}"
     if row_bytes > limit:
         raise ConvError(
             f"one output row needs {row_bytes} bytes ({_size(row_bytes)}) of workspace (the "
             "im2col columns or depthwise scratch it is computed in, and the padded input rows "
             f"it reads) but the workspace limit is {limit} "
-            f"bytes ({_size(limit)}) (x.shape={geo.x_shape}, w.shape={geo.w_shape}); raise it "
+            f"bytes ({_size(limit)}) ({shapes}); raise it "
             "with convcol.workspace_limit(nbytes) or the CONVCOL_WORKSPACE_LIMIT environment "
             "variable"
         )
@@ -382,8 +388,27 @@ def _add_bias(out: np.ndarray, b: np.ndarray | None, geo: ConvGeometry) -> np.nd
 
 
 def _is_pointwise(geo: ConvGeometry) -> bool:
-    # A 1x1 kernel, stride 1, no padding: the input already is the column matrix.
-    return geo.window == 1 and set(geo.stride) == {1} and not any(map(any, geo.pads))
+    # A 1x1 kernel, stride 1, no padding, and (unlike a transposed convolution's with
+    # output_padding) an output as large as the input: the input is the column matrix.
+    return (
+        geo.window == 1
+        and set(geo.stride) == {1}
+        and not any(map(any, geo.pads))
+        and geo.in_size == geo.out_size
+    )
+
+
+def _engine_geometry(geo: ConvGeometry) -> ConvGeometry | None:
+    """The geometry the chunked engine computes ``geo`` in, or None if it needs no workspace.
+
+    As ``_forward`` and ``_backward`` dispatch: narrow channels-last groups go channels-first,
+    padding modes pad first, and a pointwise convolution uses no workspace.
+    """
+    if _via_channels_first(geo):
+        geo = replace(geo, channels_last=False)
+    if geo.padding_mode != "zeros":
+        geo = geo.padded()
+    return None if _is_pointwise(geo) and not _is_depthwise(geo) else geo
 
 
 def _pointwise_view(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
@@ -504,7 +529,7 @@ def _is_depthwise(geo: ConvGeometry) -> bool:
     return geo.groups > 1 and geo.groups == geo.channels and not geo.channels_last
 
 
-def _wide(geo: ConvGeometry, chunk: _Chunk) -> bool:
+def _wide(geo: ConvGeometry) -> bool:
     # Stride 1: the depthwise kernels can run along whole flattened region planes, with a
     # scratch the size of the region per filter (kernels.py).
     return set(geo.stride) == {1}
@@ -531,9 +556,10 @@ def _flat(a: np.ndarray) -> np.ndarray:
 def _depthwise_chunks(geo: ConvGeometry, dtype: np.dtype, x: np.ndarray | None) -> Any:
     """Per chunk: (chunk, region, scratch, offsets, row arguments, wide arguments).
 
-    ``region`` holds the chunk's padded input when ``x`` is given. The arguments follow
-    the offsets in the kernels' calls: row by row, or (None unless ``_wide``) with the
-    planes flattened (``_flat``) into one row each, ``scratch`` the wide output.
+    ``region`` holds the chunk's padded input when ``x`` is given. The two argument tuples
+    are what the kernels take after ``offs``: for going row by row, and (None unless
+    ``_wide``) for going along the planes flattened (``_flat``) into one row each, with
+    ``scratch`` as the wide output.
     """
     k = _kernels()
     _, stride, pad, _, _, out_size = geo.kernel_args()
@@ -547,7 +573,7 @@ def _depthwise_chunks(geo: ConvGeometry, dtype: np.dtype, x: np.ndarray | None) 
         offs = _tap_offsets(geo, shape)
         rows = (stride, out_size, base, chunk.r0, chunk.r1)
         wide = None
-        if _wide(geo, chunk):
+        if _wide(geo):
             wide = ((1, 1, 1), (1, 1, math.prod(shape[2:]) - int(offs.max())), (0, 0), 0, 1)
         yield chunk, region, scratch, offs, rows, wide
 
@@ -673,7 +699,9 @@ def _prepare(
         expected = geo.x_shape if transposed else geo.out_shape
         check_dout(dout, expected, f"x.shape={x.shape}, w.shape={w.shape}")
     dtype = compute_dtype(x, w, b, dout)
-    _budget(geo, dtype.itemsize)  # refuse an impossible workspace before allocating
+    engine = _engine_geometry(geo)
+    if engine is not None:  # refuse an impossible workspace before allocating
+        _budget(engine, dtype.itemsize, f"x.shape={x.shape}, w.shape={w.shape}")
 
     def native(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.ascontiguousarray(a, dtype=dtype)

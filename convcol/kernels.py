@@ -7,9 +7,9 @@ Layouts (all indices in C order, K = KD * KH * KW taps, P = OD * OH * OW outputs
 
 - channels first: ``x`` (N, C, D, H, W) and ``cols`` (C * K, N * P), row ``(c, tap)``,
   column ``(n, output)``: a window is a column, so ``w @ cols`` is the convolution. im2col
-  reads (and col2im writes) a padded, phase-split copy of the input region (``pad_region``,
-  ``unpad_add``), in which tap t of an output row starts ``offs[t]`` elements after the
-  row's start: every copy is a contiguous run with no bounds logic.
+  and col2im take not ``x`` but ``xp``, a padded, phase-split copy of the input region
+  (``pad_region``, ``unpad_add``), in which tap t of an output row starts ``offs[t]``
+  elements after the row's start: every copy is a contiguous run with no bounds logic.
 - channels last: ``x`` (N, D, H, W, C) and ``cols`` (N * P, C * K), row ``(n, output)``,
   column ``(g, tap, c % Cg)`` for channel c of group g: a window is a row, copied as runs of
   Cg contiguous channels, and ``cols @ w.T`` is the convolution, already channels-last.
@@ -58,7 +58,7 @@ def pad_region(x, xp, base, pad, phases):
     # S * k + q - pad[2]], or 0 where that lies outside x.
     N, C, D, H, W = x.shape
     _, _, DR, HR, _, WQ = xp.shape
-    S = len(phases) if len(phases) > 0 else xp.shape[4]  # known when compiling (see above)
+    S = len(phases) if len(phases) > 0 else xp.shape[4]  # see above
     # Each phase's run of columns inside x, worked out once: rows are short (WQ is 29 for
     # a stride-2 56-wide input), so per-row arithmetic would cost as much as the copy.
     lo, hi = np.empty(S, np.int64), np.empty(S, np.int64)
@@ -92,7 +92,7 @@ def unpad_add(xp, dx, base, pad, phases):
     # The adjoint of pad_region: adds each padded element that came from dx back into it.
     N, C, D, H, W = dx.shape
     _, _, DR, HR, _, WQ = xp.shape
-    S = len(phases) if len(phases) > 0 else xp.shape[4]  # known when compiling (see above)
+    S = len(phases) if len(phases) > 0 else xp.shape[4]  # see above
     lo, hi = np.empty(S, np.int64), np.empty(S, np.int64)
     for q in range(S):
         lo[q], hi[q] = _valid_range(q - pad[2], S, W, WQ)

@@ -166,6 +166,18 @@ EDGE = [
     ),
     ("batch_0_transposed", "conv_transpose2d", (0, 3, 4, 4), (3, 2, 3, 3), {"stride": 2}),
     ("channels_0_transposed", "conv_transpose1d", (2, 0, 4), (0, 2, 3), {}),
+    # A stride far beyond the input: the padded copy must not grow with it (regression:
+    # 1.6 GB of phases, refused, for this 3-wide input).
+    ("stride_1e8", "conv1d", (1, 2, 3), (1, 2, 2), {"stride": 10**8}),
+    # A transposed 1x1 kernel whose output_padding makes its output longer than its input:
+    # not a pointwise convolution (regression, found in review).
+    (
+        "transposed_1x1_output_padding",
+        "conv_transpose1d",
+        (2, 2, 5),
+        (2, 2, 1),
+        {"dilation": 2, "groups": 2, "output_padding": 1},
+    ),
     # A transposed input of size 0: no outputs underneath (found by the fuzzer).
     (
         "transposed_input_0",
@@ -428,6 +440,31 @@ class TestWorkspace:
                 np.testing.assert_allclose(p, e, rtol=1e-13, atol=1e-13, strict=True)
         ref = conv_nd_naive(x, w, **opts)
         assert_close(whole[0], ref, np.float64, 10)
+
+    def test_the_check_before_allocating_sees_the_computed_geometry(self, rng):
+        # Narrow channels-last groups are computed channels-first, and a 1x1 convolution
+        # needs no workspace: the up-front check must judge what will be computed
+        # (regression: it judged the call as given, refusing or passing the wrong calls).
+        x = rng.standard_normal((1, 32, 32, 4))
+        w = rng.standard_normal((4, 4, 3, 3))
+        tracemalloc.start()
+        with (
+            convcol.workspace_limit(10_000),
+            pytest.raises(ConvError, match=r"needs 12480 bytes .*x.shape=\(1, 32, 32, 4\)"),
+        ):
+            convcol.conv2d(x, w, padding=1, data_format="channels_last")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < 10_000
+        wd = rng.standard_normal((4, 1, 3, 3))
+        opts = {"stride": 2, "groups": 4, "padding": 1, "data_format": "channels_last"}
+        with convcol.workspace_limit(4000):  # the channels-first depthwise path needs 3264
+            out = convcol.conv2d(x, wd, **opts)
+        assert_close(out, conv_nd_naive(x, wd, **opts), np.float64, 10)
+        xp, wp = rng.standard_normal((1, 4, 1, 100)), rng.standard_normal((2, 4, 1, 1))
+        with convcol.workspace_limit(64):
+            out = convcol.conv2d(xp, wp)
+        assert_close(out, conv_nd_naive(xp, wp), np.float64, 5)
 
     def test_refused_before_allocating_with_the_size_needed(self, rng):
         x = np.zeros((4, 64, 100, 100))
