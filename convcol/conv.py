@@ -17,6 +17,7 @@ and its backward pass that convolution's forward pass and ``dw``: no second engi
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable
@@ -104,6 +105,9 @@ def _rows(geo: ConvGeometry) -> tuple[int, int]:
     return out_size[0] * out_size[1], out_size[2]
 
 
+# Memoised: every step of a chunk (its workspace, padding, im2col, col2im) asks again, and
+# the chunks of a call share their geometry.
+@functools.lru_cache(maxsize=256)
 def _region(geo: ConvGeometry, chunk: _Chunk) -> tuple[tuple[int, int], tuple[int, ...]]:
     """Where the chunk's windows lie in the padded input, and the shape of its copy.
 
@@ -137,12 +141,13 @@ def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
     A depthwise convolution has no columns; in its wide form (``_wide``) the scratch it
     computes into, as large as the region per filter, takes their place.
     """
+    columns = geo.channels * geo.window * chunk.columns * _rows(geo)[1]
     if geo.channels_last:
-        return geo.channels * geo.window * chunk.columns * _rows(geo)[1], 0
+        return columns, 0
     region = math.prod(_region(geo, chunk)[1])
     if _is_depthwise(geo):
         return (region * geo.filters // geo.channels if _wide(geo) else 0), region
-    return geo.channels * geo.window * chunk.columns * _rows(geo)[1], region
+    return columns, region
 
 
 def _chunk_bytes(geo: ConvGeometry, chunk: _Chunk, itemsize: int) -> int:
@@ -542,10 +547,15 @@ _TAPS_PER_CALL = 9
 
 def _tap_offsets(geo: ConvGeometry, region_shape: tuple[int, ...]) -> np.ndarray:
     """Where each tap (kd, kh, kw) starts in a flattened region plane, relative to its row."""
+    return np.array(_tap_offset_list(geo, region_shape), np.int64)
+
+
+@functools.lru_cache(maxsize=256)  # asked for by every chunk; np.indices costs ~10 us
+def _tap_offset_list(geo: ConvGeometry, region_shape: tuple[int, ...]) -> tuple[int, ...]:
     kernel, _, _, dilation, _, _ = geo.kernel_args()
     _, _, _, rows, s, wq = region_shape
     kd, kh, kw = np.indices(kernel).reshape(3, -1) * np.array(dilation)[:, None]
-    return ((kd * rows + kh) * s + kw % s) * wq + kw // s
+    return tuple((((kd * rows + kh) * s + kw % s) * wq + kw // s).tolist())
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
