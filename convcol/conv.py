@@ -18,9 +18,12 @@ and its backward pass that convolution's forward pass and ``dw``: no second engi
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -138,16 +141,18 @@ def _phases(geo: ConvGeometry) -> tuple[int, ...]:
 def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
     """(elements of the chunk's columns, elements of its padded input region).
 
-    A depthwise convolution has no columns; in its wide form (``_wide``) the scratch it
-    computes into, as large as the region per filter, takes their place.
+    A depthwise convolution has no columns and copies one channel at a time: per thread,
+    its wide scratch (``_wide``) takes their place, and two padded planes (input and
+    gradient) the region's.
     """
     columns = geo.channels * geo.window * chunk.columns * _rows(geo)[1]
     if geo.channels_last:
         return columns, 0
-    region = math.prod(_region(geo, chunk)[1])
+    _, shape = _region(geo, chunk)
     if _is_depthwise(geo):
-        return (region * geo.filters // geo.channels if _wide(geo) else 0), region
-    return columns, region
+        plane = math.prod(shape[2:])
+        return (plane if _wide(geo) else 0), 2 * plane
+    return columns, math.prod(shape)
 
 
 def _chunk_bytes(geo: ConvGeometry, chunk: _Chunk, itemsize: int) -> int:
@@ -179,9 +184,12 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
     """The chunks a convolution's columns are built in, each within the workspace limit."""
     rows, _ = _rows(geo)
     row_bytes, budget = _budget(geo, itemsize)
+    if _is_depthwise(geo):  # a workspace for each thread
+        budget = max(row_bytes, budget // _threads())
     sample_bytes = max(1, _chunk_bytes(geo, _Chunk(0, 1, 0, rows, True), itemsize))
     if sample_bytes <= budget:
-        step = budget // sample_bytes
+        # A depthwise chunk's workspace is one channel's, whatever the number of samples.
+        step = geo.batch if _is_depthwise(geo) else budget // sample_bytes
         return [
             _Chunk(n0, min(n0 + step, geo.batch), 0, rows, True) for n0 in range(0, geo.batch, step)
         ]
@@ -220,12 +228,9 @@ def _workspace(
     if geo.channels_last:
         return flat.reshape(positions, taps), None
     _, shape = _region(geo, chunk)
-    if _is_depthwise(geo):
-        plane = math.prod(shape[2:]) if n_cols else 0  # wide scratch, or none
-        cols = flat[:n_cols].reshape(shape[0], geo.filters, plane)
-    else:
-        cols = flat[:n_cols].reshape(taps, positions)
-    return cols, flat[n_cols:].reshape(shape)
+    if _is_depthwise(geo):  # a wide scratch (or none), two padded planes
+        return flat[:n_cols], flat[n_cols:].reshape(2, *shape[2:])
+    return flat[:n_cols].reshape(taps, positions), flat[n_cols:].reshape(shape)
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
@@ -535,14 +540,13 @@ def _is_depthwise(geo: ConvGeometry) -> bool:
 
 
 def _wide(geo: ConvGeometry) -> bool:
-    # Stride 1: the depthwise kernels can run along whole flattened region planes, with a
-    # scratch the size of the region per filter (kernels.py).
+    # Stride 1: the depthwise kernels can run along whole flattened planes (kernels.py).
     return set(geo.stride) == {1}
 
 
-# Taps per call of kernels.depthwise_forward, which unrolls them: a 3x3 kernel in one call.
-# Above 16 LLVM stops unrolling and the tuple is indexed at run time: 40x slower.
-_TAPS_PER_CALL = 9
+# The most taps kernels.depthwise_forward unrolls in one group: above 16 LLVM stops
+# unrolling and the tuple is indexed at run time, 40x slower.
+_MAX_UNROLLED_TAPS = 16
 
 
 def _tap_offsets(geo: ConvGeometry, region_shape: tuple[int, ...]) -> np.ndarray:
@@ -558,82 +562,121 @@ def _tap_offset_list(geo: ConvGeometry, region_shape: tuple[int, ...]) -> tuple[
     return tuple((((kd * rows + kh) * s + kw % s) * wq + kw // s).tolist())
 
 
-def _flat(a: np.ndarray) -> np.ndarray:
-    """Region-shaped planes (nb, C, DR, HR, S, WQ) as one long row each."""
-    return a.reshape(*a.shape[:2], 1, 1, 1, math.prod(a.shape[2:]))
+@functools.lru_cache(maxsize=256)
+def _tap_groups(offs: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The taps as equal groups for kernels.depthwise_forward: ``(bases, cols)``.
 
-
-def _depthwise_chunks(geo: ConvGeometry, dtype: np.dtype, x: np.ndarray | None) -> Any:
-    """Per chunk: (chunk, region, scratch, offsets, row arguments, wide arguments).
-
-    ``region`` holds the chunk's padded input when ``x`` is given. The two argument tuples
-    are what the kernels take after ``offs``: for going row by row, and (None unless
-    ``_wide``) for going along the planes flattened (``_flat``) into one row each, with
-    ``scratch`` as the wide output.
+    Tap ``g * J + j`` starts at ``bases[g] + cols[j]``. The largest groups (of at most
+    ``_MAX_UNROLLED_TAPS``) that split the taps in order into copies of one pattern: the
+    whole of a 3x3 kernel, the rows of a 7x7, single taps at worst.
     """
-    k = _kernels()
-    _, stride, pad, _, _, out_size = geo.kernel_args()
-    x5 = None if x is None else _as5d(x, geo, geo.channels)
+    a = np.array(offs, np.int64)
+    for j in range(min(len(a), _MAX_UNROLLED_TAPS), 1, -1):
+        groups = a.reshape(-1, j) if len(a) % j == 0 else a[:0].reshape(0, j)
+        pattern = groups - groups[:, :1]
+        if len(groups) and (pattern == pattern[0]).all():
+            return groups[:, 0].copy(), tuple(pattern[0].tolist())
+    return a, (0,)
+
+
+def _threads() -> int:
+    """Threads for the depthwise kernels: ``NUMBA_NUM_THREADS``, else ``OMP_NUM_THREADS``,
+    else the CPUs this process may run on."""
+    for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# A thread is worth starting for this many multiply-adds or more (about 0.1 ms): handing
+# work to the pool and collecting it costs some 20-50 us.
+_MIN_THREAD_WORK = 2**18
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    # A forked child has none of the parent's threads: a pool inherited from it would
+    # queue work that nothing runs.
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _in_threads(task: Callable[[int, int], None], units: int, threads: int) -> None:
+    """``task(u0, u1)`` over ``[0, units)`` split into ``threads`` parts, one of them run
+    by the calling thread; returns when all are done, raising the first error."""
+    global _pool
+    bounds = [units * i // threads for i in range(threads + 1)]
+    parts = list(itertools.pairwise(bounds))
+    futures = []
+    if threads > 1:
+        with _pool_lock:
+            if _pool is None or _pool._max_workers < threads - 1:
+                _pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="convcol")
+            pool = _pool
+        futures = [pool.submit(task, *part) for part in parts[1:]]
+    try:
+        task(*parts[0])
+    finally:
+        for f in futures:  # wait for every part, even after an error: they write our arrays
+            f.exception()
+    for f in futures:
+        f.result()
+
+
+def _depthwise_threads(geo: ConvGeometry, chunk: _Chunk, itemsize: int) -> int:
+    """How many threads share a depthwise chunk, each with its own workspace."""
+    work = chunk.columns * _rows(geo)[1] * geo.filters * geo.window
+    per_thread = max(1, _chunk_bytes(geo, chunk, itemsize))
+    fit = get_workspace_limit() // per_thread
+    return max(1, min(_threads(), geo.channels, work // _MIN_THREAD_WORK, fit))
+
+
+def _depthwise_calls(geo: ConvGeometry, dtype: np.dtype, call: Callable[..., None]) -> None:
+    """``call(chunk, base, offs, tmp, planes, c0, c1)`` for every chunk, channels in threads.
+
+    ``offs`` are the taps' offsets (a tuple), ``tmp`` the wide scratch (empty unless
+    ``_wide``), ``planes`` two padded planes: this thread's workspace.
+    """
     for chunk in _plan(geo, dtype.itemsize):
-        scratch, region = _workspace(geo, chunk, dtype)
-        assert region is not None
         base, shape = _region(geo, chunk)
-        if x5 is not None:
-            k.pad_region(x5[chunk.n0 : chunk.n1], region, base, pad, _phases(geo))
-        offs = _tap_offsets(geo, shape)
-        rows = (stride, out_size, base, chunk.r0, chunk.r1)
-        wide = None
-        if _wide(geo):
-            wide = ((1, 1, 1), (1, 1, math.prod(shape[2:]) - int(offs.max())), (0, 0), 0, 1)
-        yield chunk, region, scratch, offs, rows, wide
+        offs = _tap_offset_list(geo, shape)
+        wide = math.prod(shape[2:]) - max(offs) if _wide(geo) else 0
 
+        def task(c0: int, c1: int, chunk: _Chunk = chunk, base: Any = base,
+                 offs: Any = offs, wide: int = wide) -> None:  # fmt: skip
+            tmp, planes = _workspace(geo, chunk, dtype)
+            call(chunk, base, offs, tmp[:wide], planes, c0, c1)
 
-def _chunk_rows(a: np.ndarray, geo: ConvGeometry, chunk: _Chunk, channels: int) -> np.ndarray:
-    """The chunk's part of a channels-first output-shaped array, a 5-D view.
-
-    (nb, F, OD, OH, OW) for whole samples, (1, F, 1, R, OW) for a run of R rows.
-    """
-    *_, (od, oh, ow) = geo.kernel_args()
-    a5 = a.reshape(geo.batch, channels, od, oh, ow)[chunk.n0 : chunk.n1]
-    if chunk.whole:
-        return a5
-    d, h = divmod(chunk.r0, oh)
-    return a5[:, :, d : d + 1, h : h + chunk.r1 - chunk.r0]
-
-
-def _wide_planes(scratch: np.ndarray, geo: ConvGeometry, chunk: _Chunk) -> np.ndarray:
-    """The chunk's outputs' places in a wide scratch, a view shaped like ``_chunk_rows``."""
-    _, (nb, _, dr, hr, _, wq) = _region(geo, chunk)
-    *_, (od, oh, ow) = geo.kernel_args()
-    planes = scratch.reshape(nb, geo.filters, dr, hr, wq)
-    if chunk.whole:
-        return planes[..., :od, :oh, :ow]
-    return planes[:, :, :1, : chunk.r1 - chunk.r0, :ow]
-
-
-def _row_major(a: np.ndarray) -> np.ndarray:
-    """A ``_chunk_rows`` view as the kernels take it, (nb, F, R * OW), still a view."""
-    return a.reshape(*a.shape[:2], math.prod(a.shape[2:]))  # not -1: a.shape[1] may be 0
+        _in_threads(task, geo.channels, _depthwise_threads(geo, chunk, dtype.itemsize))
 
 
 def _depthwise_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry
 ) -> np.ndarray:
     k = _kernels()
+    _, stride, pad, _, _, out_size = geo.kernel_args()
     out = np.empty(geo.out_shape, x.dtype)
-    w2 = w.reshape(geo.filters, geo.window)
-    for chunk, region, scratch, offs, rows, wide in _depthwise_chunks(geo, x.dtype, x):
-        dst = _chunk_rows(out, geo, chunk, geo.filters)
-        if wide is None:
-            src, into, args = region, _row_major(dst), rows
-        else:  # garbage columns in the output only, dropped below
-            src, into, args = _flat(region), scratch, wide
-        for t in range(0, geo.window, _TAPS_PER_CALL):
-            taps = slice(t, t + _TAPS_PER_CALL)
-            wt = np.ascontiguousarray(w2[:, taps])
-            k.depthwise_forward(src, wt, into, tuple(offs[taps].tolist()), t == 0, *args)
-        if wide is not None:
-            dst[...] = _wide_planes(scratch, geo, chunk)
+    if out.size == 0:
+        return out
+    x5, w2 = _as5d(x, geo, geo.channels), w.reshape(geo.filters, geo.window)
+    out3 = out.reshape(geo.batch, geo.filters, geo.positions)
+
+    def call(
+        chunk: _Chunk, base: Any, offs: Any, tmp: Any, planes: Any, c0: int, c1: int
+    ) -> None:
+        bases, cols = _tap_groups(offs)
+        k.depthwise_forward(
+            x5, w2, out3, planes[0], tmp, bases, cols, tmp.size > 0, pad, _phases(geo),
+            stride, out_size, base, chunk.n0, chunk.n1, chunk.r0, chunk.r1, c0, c1,
+        )  # fmt: skip
+
+    _depthwise_calls(geo, x.dtype, call)
     return _add_bias(out, b, geo)
 
 
@@ -641,40 +684,39 @@ def _depthwise_backward(
     dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     k = _kernels()
-    _, _, pad, _, _, _ = geo.kernel_args()
+    _, stride, pad, _, _, out_size = geo.kernel_args()
     w2 = w.reshape(geo.filters, geo.window)
     dx = np.zeros(geo.x_shape, dout.dtype) if want_dx else None
     dw = np.zeros(w2.shape, dout.dtype) if x is not None else None
+    none5 = np.empty((0, 1, 1, 1, 1), dout.dtype)  # the kernel's "not wanted"
+    g3 = dout.reshape(geo.batch, geo.filters, geo.positions)
     # In the wide form dout is spread out with zeros in the garbage columns, and each
     # gradient reads those zeros against real data: dx against the weights, exact when
     # they are finite (else rows); dw against x, where an inf or NaN gives NaN (redone
     # along rows below).
     finite_w = bool(np.isfinite(w2).all())
-    went_wide = False
-    for chunk, region, scratch, offs, rows, wide in _depthwise_chunks(geo, dout.dtype, x):
-        g = _chunk_rows(dout, geo, chunk, geo.filters)
-        if wide is not None:
-            went_wide = True
-            scratch.fill(0)
-            _wide_planes(scratch, geo, chunk)[...] = g
-        if dw is not None:
-            if wide is None:
-                k.depthwise_backward_weight(region, _row_major(g), dw, offs, *rows)
-            else:
-                k.depthwise_backward_weight(_flat(region), scratch, dw, offs, *wide)
-        if dx is not None:
-            region.fill(0)
-            if wide is None or not finite_w:
-                k.depthwise_backward_input(_row_major(g), w2, region, offs, *rows)
-            else:
-                k.depthwise_backward_input(scratch, w2, _flat(region), offs, *wide)
-            dx5 = _as5d(dx[chunk.n0 : chunk.n1], geo, geo.channels)
-            k.unpad_add(region, dx5, rows[2], pad, _phases(geo))
-    if dw is not None and went_wide and not np.isfinite(dw).all():
-        dw[...] = 0
-        for chunk, region, _, offs, rows, _ in _depthwise_chunks(geo, dout.dtype, x):
-            g = _row_major(_chunk_rows(dout, geo, chunk, geo.filters))
-            k.depthwise_backward_weight(region, g, dw, offs, *rows)
+
+    def run(dx5: np.ndarray, dw2: np.ndarray, wide_dw: bool, wide_dx: bool) -> None:
+        x5 = _as5d(x, geo, geo.channels) if dw2.size else none5  # type: ignore[arg-type]
+
+        def call(
+            chunk: _Chunk, base: Any, offs: Any, tmp: Any, planes: Any, c0: int, c1: int
+        ) -> None:
+            k.depthwise_backward(
+                g3, x5, w2, dx5, dw2, planes[0], planes[1], tmp, np.array(offs, np.int64),
+                wide_dw and tmp.size > 0, wide_dx and tmp.size > 0, pad, _phases(geo),
+                stride, out_size, base, chunk.n0, chunk.n1, chunk.r0, chunk.r1, c0, c1,
+            )  # fmt: skip
+
+        _depthwise_calls(geo, dout.dtype, call)
+
+    if dout.size:
+        dx5 = none5 if dx is None else _as5d(dx, geo, geo.channels)
+        dw2 = w2[:0] if dw is None else dw
+        run(dx5, dw2, True, finite_w)
+        if dw is not None and _wide(geo) and not np.isfinite(dw).all():
+            dw[...] = 0
+            run(none5, dw, False, False)
     return dx, (None if dw is None else dw.reshape(geo.w_shape))
 
 

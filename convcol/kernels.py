@@ -52,64 +52,82 @@ def _valid_range(off, stride, n_in, n_out):
 # than compile a new kernel for every large stride.
 
 
-@numba.njit(cache=True, nogil=True)
-def pad_region(x, xp, base, pad, phases):
-    # xp[n, c, i, j, q, k] = x[n, c, i + base[0] - pad[0], j + base[1] - pad[1],
-    # S * k + q - pad[2]], or 0 where that lies outside x.
-    N, C, D, H, W = x.shape
-    _, _, DR, HR, _, WQ = xp.shape
-    S = len(phases) if len(phases) > 0 else xp.shape[4]  # see above
-    # Each phase's run of columns inside x, worked out once: rows are short (WQ is 29 for
-    # a stride-2 56-wide input), so per-row arithmetic would cost as much as the copy.
+@numba.njit(cache=True, inline="always")
+def _phase_runs(phases, S, pad_w, W, WQ):
+    # Each phase's run of columns inside x, worked out once per call: rows are short (WQ is
+    # 29 for a stride-2 56-wide input), so per-row arithmetic would cost as much as a copy.
     lo, hi = np.empty(S, np.int64), np.empty(S, np.int64)
     for q in range(S):
-        lo[q], hi[q] = _valid_range(q - pad[2], S, W, WQ)
-    for n in range(N):
-        for c in range(C):
-            for i in range(DR):
-                d = i + base[0] - pad[0]
-                for j in range(HR):
-                    h = j + base[1] - pad[1]
-                    row = xp[n, c, i, j]
-                    if not (0 <= d < D and 0 <= h < H):
-                        row[:] = 0
-                        continue
-                    src = x[n, c, d, h]
-                    for q in range(S):
-                        dst = row[q]
-                        a, b = lo[q], hi[q]
-                        first = S * a + q - pad[2]
-                        for k in range(a):
-                            dst[k] = 0
-                        for k in range(b - a):
-                            dst[np.uint64(a + k)] = src[np.uint64(first + S * k)]
-                        for k in range(b, WQ):
-                            dst[k] = 0
+        lo[q], hi[q] = _valid_range(q - pad_w, S, W, WQ)
+    return lo, hi
+
+
+@numba.njit(cache=True, inline="always")
+def _pad_plane(src, dst, base, pad, phases, lo, hi):
+    # One channel: dst[i, j, q, k] = src[i + base[0] - pad[0], j + base[1] - pad[1],
+    # S * k + q - pad[2]], or 0 where that lies outside src (D, H, W).
+    D, H, _ = src.shape
+    DR, HR, S_, WQ = dst.shape
+    S = len(phases) if len(phases) > 0 else S_  # see above
+    for i in range(DR):
+        d = i + base[0] - pad[0]
+        for j in range(HR):
+            h = j + base[1] - pad[1]
+            row = dst[i, j]
+            if not (0 <= d < D and 0 <= h < H):
+                row[:] = 0
+                continue
+            s = src[d, h]
+            for q in range(S):
+                o = row[q]
+                a, b = lo[q], hi[q]
+                first = S * a + q - pad[2]
+                for k in range(a):
+                    o[k] = 0
+                for k in range(b - a):
+                    o[np.uint64(a + k)] = s[np.uint64(first + S * k)]
+                for k in range(b, WQ):
+                    o[k] = 0
+
+
+@numba.njit(cache=True, inline="always")
+def _unpad_plane(src, dst, base, pad, phases, lo, hi):
+    # The adjoint of _pad_plane: adds each padded element that came from dst back into it.
+    D, H, _ = dst.shape
+    DR, HR, S_, _ = src.shape
+    S = len(phases) if len(phases) > 0 else S_
+    for i in range(DR):
+        d = i + base[0] - pad[0]
+        for j in range(HR):
+            h = j + base[1] - pad[1]
+            if not (0 <= d < D and 0 <= h < H):
+                continue
+            o = dst[d, h]
+            for q in range(S):
+                s = src[i, j, q]
+                a, first = lo[q], S * lo[q] + q - pad[2]
+                for k in range(hi[q] - a):
+                    o[np.uint64(first + S * k)] += s[np.uint64(a + k)]
+
+
+@numba.njit(cache=True, nogil=True)
+def pad_region(x, xp, base, pad, phases):
+    # xp[n, c] = the padded copy of x[n, c] (_pad_plane), for every sample and channel.
+    S = len(phases) if len(phases) > 0 else xp.shape[4]
+    lo, hi = _phase_runs(phases, S, pad[2], x.shape[4], xp.shape[5])
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            _pad_plane(x[n, c], xp[n, c], base, pad, phases, lo, hi)
 
 
 @numba.njit(cache=True, nogil=True)
 def unpad_add(xp, dx, base, pad, phases):
-    # The adjoint of pad_region: adds each padded element that came from dx back into it.
-    N, C, D, H, W = dx.shape
-    _, _, DR, HR, _, WQ = xp.shape
-    S = len(phases) if len(phases) > 0 else xp.shape[4]  # see above
-    lo, hi = np.empty(S, np.int64), np.empty(S, np.int64)
-    for q in range(S):
-        lo[q], hi[q] = _valid_range(q - pad[2], S, W, WQ)
-    for n in range(N):
-        for c in range(C):
-            for i in range(DR):
-                d = i + base[0] - pad[0]
-                for j in range(HR):
-                    h = j + base[1] - pad[1]
-                    if not (0 <= d < D and 0 <= h < H):
-                        continue
-                    dst = dx[n, c, d, h]
-                    for q in range(S):
-                        src = xp[n, c, i, j, q]
-                        a, first = lo[q], S * lo[q] + q - pad[2]
-                        for k in range(hi[q] - a):
-                            dst[np.uint64(first + S * k)] += src[np.uint64(a + k)]
+    # The adjoint of pad_region.
+    S = len(phases) if len(phases) > 0 else xp.shape[4]
+    lo, hi = _phase_runs(phases, S, pad[2], dx.shape[4], xp.shape[5])
+    for n in range(dx.shape[0]):
+        for c in range(dx.shape[1]):
+            _unpad_plane(xp[n, c], dx[n, c], base, pad, phases, lo, hi)
 
 
 @numba.njit(cache=True, inline="always")
@@ -226,99 +244,159 @@ def col2im_cl(cols, dx, kernel, stride, pad, dilation, out_size, groups, r0, r1)
                 row += 1
 
 
-# Depthwise convolution (groups == C, F = m * C) computed directly, on the same padded,
-# phase-split input region as im2col: an im2col would copy each input value K times for a
-# GEMM of inner size K. In a channel's region plane, flattened, tap t of output row
-# (od, oh) starts at _row_start(...) + offs[t] and runs for OW contiguous elements.
+# Depthwise convolution (groups == C, F = m * C) computed directly: an im2col would copy
+# each input value K times for a GEMM of inner size K. One channel at a time, for the
+# samples n0:n1 and the output rows r0:r1 of each, and the channels c0:c1 only, so that
+# threads can share a call (each channel's filters, weights and gradients are its own).
+# Each channel's input is copied into ``xp``, one padded, phase-split plane (DR, HR, S, WQ)
+# (_pad_plane: the rows from ``base`` on, as pad_region lays them out), small enough to
+# stay in cache while its taps are read, and the output goes straight to ``out``: nothing
+# the size of the input goes through memory twice (1.3-2x faster than padding the whole
+# chunk first). In the flattened plane, tap t of output row (od, oh) starts at
+# _row_start(...) + offs[t] and runs for OW contiguous elements.
 #
-# With stride 1 the caller may pass whole flattened planes as one long "row" each
-# (out_size (1, 1, L), base (0, 0)) for loops some 50 times longer: the output comes out
-# "wide", with Wp - OW garbage columns per row that the caller drops, and a gradient's
-# garbage columns must be zeros. Those zeros meet real data (0 * inf is NaN), which the
-# caller rules out or redoes row by row.
+# With stride 1 the kernels can instead run along the whole flattened plane as one long
+# row ("wide"), for loops some 50 times longer (a loop along a 28- or 56-wide row spends
+# much of its time outside the vectorised part): the result comes out with WQ - OW garbage
+# columns per row, in ``tmp`` (the first L = plane - max(offs) elements of the plane), and
+# the rows are copied out. For the gradients, ``tmp`` holds dout spread out with zeros in
+# the garbage columns; those zeros meet real data (0 * inf is NaN), which the caller rules
+# out (dx) or redoes along rows (dw).
+
+
+@numba.njit(cache=True, inline="always")
+def _taps(dst, d, src, s, wt, k, cols, count, add):
+    # dst[d + i] (+)= sum_j wt[k + j] * src[s + cols[j] + i] for i < count. cols is a tuple,
+    # its length a compile-time constant: the tap loop unrolls and the loop along i
+    # vectorises, 2-3x faster than taps outside. Indices are cast to unsigned: Numba skips
+    # the negative-index check on those, which would otherwise stop the vectorisation.
+    if add:
+        for i in range(count):
+            v = dst[np.uint64(d + i)]
+            for j in range(len(cols)):
+                v += wt[k + j] * src[np.uint64(s + cols[j] + i)]
+            dst[np.uint64(d + i)] = v
+    else:
+        for i in range(count):
+            v = wt[k] * src[np.uint64(s + cols[0] + i)]
+            for j in range(1, len(cols)):
+                v += wt[k + j] * src[np.uint64(s + cols[j] + i)]
+            dst[np.uint64(d + i)] = v
 
 
 @numba.njit(cache=True, nogil=True)
-def depthwise_forward(xp, w, out, offs, first, stride, out_size, base, r0, r1):
-    # Adds the taps offs (a tuple, so its length is a compile-time constant: the tap loop
-    # unrolls and the loop along the row vectorises, 2-3x faster than taps outside) with
-    # weights w (F, len(offs)) into out (nb, F, (r1 - r0) * OW), output rows r0:r1; the
-    # first call overwrites out instead. Indices are cast to unsigned: Numba skips the
-    # negative-index check on those, which would otherwise stop the vectorisation.
-    nb, C, _, HR, S, WQ = xp.shape
-    m = w.shape[0] // C
-    _, OH, OW = out_size
-    for n in range(nb):
-        for f in range(w.shape[0]):
-            src, wt, o = xp[n, f // m].reshape(-1), w[f], out[n, f]
-            od, oh = r0 // OH, r0 % OH
-            for r in range(r1 - r0):
-                start = _row_start(od, oh, stride, base, HR, S * WQ)
-                row = o[r * OW : (r + 1) * OW]
-                if first:
-                    for ow in range(OW):
-                        v = wt[0] * src[np.uint64(start + offs[0] + ow)]
-                        for t in range(1, len(offs)):
-                            v += wt[t] * src[np.uint64(start + offs[t] + ow)]
-                        row[ow] = v
-                else:
-                    for ow in range(OW):
-                        v = row[ow]
-                        for t in range(len(offs)):
-                            v += wt[t] * src[np.uint64(start + offs[t] + ow)]
-                        row[ow] = v
-                oh += 1
-                if oh == OH:
-                    oh, od = 0, od + 1
-
-
-@numba.njit(cache=True, nogil=True)
-def depthwise_backward_input(dout, w, xp, offs, stride, out_size, base, r0, r1):
-    # The adjoint of depthwise_forward, every tap (offs an array): adds into xp (zeroed by
-    # the caller). Tap by tap: neighbouring outputs' taps overlap, so the taps of one
-    # output inside the loop along the row would stop it vectorising.
-    nb, C, _, HR, S, WQ = xp.shape
-    F, T = w.shape
+def depthwise_forward(
+    x, w, out, xp, tmp, bases, cols, wide, pad, phases, stride, out_size, base, n0, n1, r0, r1,
+    c0, c1,
+):
+    # out[n, f, p] for output positions p of rows r0:r1, from x (N, C, D, H, W) and w (F, T).
+    # The T taps come as groups with the same shape: tap (g, j) starts at bases[g] + cols[j]
+    # (a tuple, unrolled: one group of 9 for a 3x3 kernel, 7 of 7 for 7x7).
+    C, F, J = x.shape[1], w.shape[0], len(cols)
     m = F // C
+    _, HR, S_, WQ = xp.shape
+    S = len(phases) if len(phases) > 0 else S_
+    lo, hi = _phase_runs(phases, S, pad[2], x.shape[4], WQ)
     _, OH, OW = out_size
-    for n in range(nb):
-        for f in range(F):
-            dst, g = xp[n, f // m].reshape(-1), dout[n, f]
-            for t in range(T):
-                wv = w[f, t]
+    src = xp.reshape(-1)
+    for c in range(c0, c1):
+        for n in range(n0, n1):
+            _pad_plane(x[n, c], xp, base, pad, phases, lo, hi)
+            for f in range(c * m, (c + 1) * m):
+                wt, o = w[f], out[n, f]
+                if wide:
+                    for g in range(bases.shape[0]):
+                        _taps(tmp, 0, src, bases[g], wt, g * J, cols, tmp.shape[0], g > 0)
                 od, oh = r0 // OH, r0 % OH
-                for r in range(r1 - r0):
-                    d = _row_start(od, oh, stride, base, HR, S * WQ) + offs[t]
-                    for ow in range(OW):
-                        dst[np.uint64(d + ow)] += wv * g[np.uint64(r * OW + ow)]
-                    oh += 1
+                for r in range(r0, r1):
+                    start = _row_start(od, oh, stride, base, HR, S * WQ)
+                    if wide:
+                        for ow in range(OW):
+                            o[np.uint64(r * OW + ow)] = tmp[np.uint64(start + ow)]
+                    else:
+                        for g in range(bases.shape[0]):
+                            _taps(o, r * OW, src, start + bases[g], wt, g * J, cols, OW, g > 0)
+                    oh += 1  # no division per row: that alone cost 10-20%
                     if oh == OH:
                         oh, od = 0, od + 1
 
 
-# Reassociation lets LLVM vectorise the dot products; no-NaN/no-inf assumptions stay off so
-# that non-finite values propagate exactly.
+@numba.njit(cache=True, inline="always")
+def _spread(tmp, g, stride, out_size, base, HR, WQ, r0, r1):
+    # The wide form of dout rows r0:r1: zeros in the garbage columns.
+    _, OH, OW = out_size
+    tmp[:] = 0
+    od, oh = r0 // OH, r0 % OH
+    for r in range(r0, r1):
+        start = _row_start(od, oh, stride, base, HR, WQ)
+        for ow in range(OW):
+            tmp[np.uint64(start + ow)] = g[np.uint64(r * OW + ow)]
+        oh += 1
+        if oh == OH:
+            oh, od = 0, od + 1
+
+
+# Reassociation lets LLVM vectorise dw's dot products; no-NaN/no-inf assumptions stay off
+# so that non-finite values propagate exactly.
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def depthwise_backward_weight(xp, dout, dw, offs, stride, out_size, base, r0, r1):
-    # Adds into dw (F, T) (zeroed by the caller): one dot product per tap and output row.
-    # (Rows shorter than one pass of the vectorised loop, 28 wide at stride 2, run scalar;
-    # partial sums per column were 1.6x faster there but, in the same kernel, made the
-    # long wide rows 1.6x slower.)
-    nb, C, _, HR, S, WQ = xp.shape
-    F, T = dw.shape
-    m = F // C
+def depthwise_backward(
+    dout, x, w, dx, dw, xp, dxp, tmp, offs, wide_dw, wide_dx, pad, phases, stride, out_size, base,
+    n0, n1, r0, r1, c0, c1,
+):
+    # The adjoint of depthwise_forward (offs every tap's start, an array): adds into dx
+    # (N, C, D, H, W) and dw (F, T), zeroed by the caller, the gradients from dout rows
+    # r0:r1. Either may be 0-sized: not wanted (then x may be too). dw is a dot product per
+    # tap; dx gathers in dxp, tap by tap (neighbouring outputs' taps overlap, so the taps of
+    # one output in the loop along the row would stop it vectorising), then goes back
+    # through the padding.
+    want_dw, want_dx = dw.shape[0] > 0, dx.shape[0] > 0
+    xs = x.shape if want_dw else dx.shape
+    F, T = w.shape[0], offs.shape[0]
+    m = F // xs[1]
+    _, HR, S_, WQ = xp.shape
+    S = len(phases) if len(phases) > 0 else S_
+    lo, hi = _phase_runs(phases, S, pad[2], xs[4], WQ)
     _, OH, OW = out_size
-    for f in range(F):
-        for t in range(T):
-            acc = dw[f, t]
-            for n in range(nb):
-                src, g = xp[n, f // m].reshape(-1), dout[n, f]
-                od, oh = r0 // OH, r0 % OH
-                for r in range(r1 - r0):
-                    s = _row_start(od, oh, stride, base, HR, S * WQ) + offs[t]
-                    for ow in range(OW):
-                        acc += g[np.uint64(r * OW + ow)] * src[np.uint64(s + ow)]
-                    oh += 1
-                    if oh == OH:
-                        oh, od = 0, od + 1
-            dw[f, t] = acc
+    L = tmp.shape[0]
+    src, dst = xp.reshape(-1), dxp.reshape(-1)
+    for c in range(c0, c1):
+        for n in range(n0, n1):
+            if want_dw:
+                _pad_plane(x[n, c], xp, base, pad, phases, lo, hi)
+            if want_dx:
+                dxp[...] = 0
+            for f in range(c * m, (c + 1) * m):
+                g = dout[n, f]
+                if wide_dw or wide_dx:
+                    _spread(tmp, g, stride, out_size, base, HR, WQ, r0, r1)
+                for t in range(T if want_dw else 0):
+                    acc, o = dw[f, t], offs[t]  # in locals: stores could alias an array
+                    if wide_dw:
+                        for i in range(L):
+                            acc += tmp[np.uint64(i)] * src[np.uint64(o + i)]
+                    else:
+                        od, oh = r0 // OH, r0 % OH
+                        for r in range(r0, r1):
+                            s = _row_start(od, oh, stride, base, HR, S * WQ) + o
+                            for ow in range(OW):
+                                acc += g[np.uint64(r * OW + ow)] * src[np.uint64(s + ow)]
+                            oh += 1
+                            if oh == OH:
+                                oh, od = 0, od + 1
+                    dw[f, t] = acc
+                for t in range(T if want_dx else 0):
+                    wv, o = w[f, t], offs[t]
+                    if wide_dx:
+                        for i in range(L):
+                            dst[np.uint64(o + i)] += wv * tmp[np.uint64(i)]
+                    else:
+                        od, oh = r0 // OH, r0 % OH
+                        for r in range(r0, r1):
+                            d = _row_start(od, oh, stride, base, HR, S * WQ) + o
+                            for ow in range(OW):
+                                dst[np.uint64(d + ow)] += wv * g[np.uint64(r * OW + ow)]
+                            oh += 1
+                            if oh == OH:
+                                oh, od = 0, od + 1
+            if want_dx:
+                _unpad_plane(dxp, dx[n, c], base, pad, phases, lo, hi)

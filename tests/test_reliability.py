@@ -4,6 +4,9 @@ relations and fuzzing over valid and invalid arguments. See docs/reliability.md.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+import sys
 import threading
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
@@ -301,6 +304,91 @@ def test_threads_with_mixed_kinds_and_dtypes_match_serial():
             np.testing.assert_array_equal(g, s, strict=True)
 
 
+@pytest.fixture
+def threaded(monkeypatch):
+    """Depthwise calls split over 3 threads however small (the kernels' real case on big
+    inputs; tests' inputs are below the size that starts threads)."""
+    engine = sys.modules["convcol.conv"]
+    monkeypatch.setattr(engine, "_threads", lambda: 3)
+    monkeypatch.setattr(engine, "_MIN_THREAD_WORK", 1)
+
+
+# name: x shape, w shape, options, a workspace limit that makes runs of rows
+DEPTHWISE_THREADED = {
+    "stride_1": ((3, 5, 9, 8), (5, 1, 3, 3), {"padding": 1, "groups": 5}, 2**11),
+    "stride_2_multiplier": (
+        (2, 4, 9, 8),
+        (8, 1, 3, 3),
+        {"padding": 1, "stride": 2, "groups": 4},
+        2**10,
+    ),
+    "7x7_dilated": (
+        (2, 3, 12, 11),
+        (3, 1, 7, 7),
+        {"padding": 4, "dilation": (1, 2), "groups": 3},
+        12 * 2**10,
+    ),
+    "1d_31_taps": ((2, 4, 40), (4, 1, 31), {"padding": 15, "groups": 4}, None),
+    "3d": (
+        (2, 3, 5, 6, 5),
+        (6, 1, 3, 3, 3),
+        {"padding": 1, "stride": (1, 2, 1), "groups": 3},
+        2**11,
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("spoil", [None, "x", "w"])
+@pytest.mark.parametrize(
+    ("name", "rows"),
+    [
+        (name, rows)
+        for name, case in DEPTHWISE_THREADED.items()
+        for rows in ((False, True) if case[3] else (False,))
+    ],
+)
+def test_depthwise_threads_give_the_serial_results(name, rows, spoil, rng, monkeypatch):
+    # Each thread takes its own channels, so the results must be identical to one
+    # thread's, bit for bit, in whole samples or runs of rows (limit), and with an inf
+    # that sends a gradient from the wide form back to rows (spoil).
+    x_shape, w_shape, options, limit = DEPTHWISE_THREADED[name]
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    if spoil:
+        (x if spoil == "x" else w).reshape(-1)[7] = np.inf
+    nd = len(x_shape) - 2
+    conv, backward = getattr(convcol, f"conv{nd}d"), getattr(convcol, f"conv{nd}d_backward")
+    dout = rng.standard_normal(conv(x, w, **options).shape)
+
+    def run():
+        with convcol.workspace_limit(limit if rows else convcol.get_workspace_limit()):
+            return [conv(x, w, **options), *backward(dout, x, w, **options)[:2]]
+
+    # The same chunks either way (each thread's share of the limit), in one thread or three.
+    engine = sys.modules["convcol.conv"]
+    monkeypatch.setattr(engine, "_threads", lambda: 3)
+    monkeypatch.setattr(engine, "_MIN_THREAD_WORK", 2**62)
+    serial = run()
+    monkeypatch.setattr(engine, "_MIN_THREAD_WORK", 1)
+    for got, want in zip(run(), serial, strict=True):
+        np.testing.assert_array_equal(got, want, strict=True)
+    oracle = [conv_nd_naive(x, w, **options), *conv_nd_backward_naive(dout, x, w, **options)[:2]]
+    for got, want in zip(serial, oracle, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-9, strict=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_depthwise_threads(threaded, rng):
+    # The child has none of the parent's pool threads: work handed to an inherited pool
+    # would never run (regression guard: the pool is dropped after a fork).
+    x, w = rng.standard_normal((2, 4, 16, 16)), rng.standard_normal((4, 1, 3, 3))
+    want = convcol.conv2d(x, w, padding=1, groups=4)  # starts the parent's pool
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(convcol.conv2d, (x, w), {"padding": 1, "groups": 4}).get(60)
+    np.testing.assert_array_equal(got, want, strict=True)
+
+
 def test_workspace_limit_is_per_thread():
     seen = {}
 
@@ -389,7 +477,7 @@ class TestWorkspace:
         dout = rng.standard_normal((32, 8, 24, 24))
         limit = 512 * 2**10  # a sample's columns are 8 * 9 * 576 * 8 = 331776 bytes
         with convcol.workspace_limit(limit):
-            convcol.conv2d(x, w, padding=1)  # compile outside the measurement
+            convcol.conv2d_backward(dout, x, w, padding=1)  # compile outside the measurement
             for call, results in [
                 (lambda: convcol.conv2d(x, w, padding=1), x.nbytes),
                 (
@@ -421,23 +509,29 @@ class TestWorkspace:
                 np.testing.assert_allclose(p, e, rtol=1e-13, atol=1e-13, strict=True)
 
     @pytest.mark.parametrize("stride", [1, 2])
-    def test_depthwise_chunks_of_rows_equal_whole_samples(self, stride, rng):
-        # Depthwise convolutions chunk their padded input the same way; stride 1 computes
-        # whole samples along flattened planes and rows otherwise.
+    def test_depthwise_chunks_of_rows_equal_whole_samples(self, stride, rng, monkeypatch):
+        # Depthwise convolutions chunk the same way, one channel's plane at a time; stride 1
+        # computes along flattened planes and rows otherwise.
+        monkeypatch.setattr(sys.modules["convcol.conv"], "_threads", lambda: 1)
         x = rng.standard_normal((3, 4, 11, 9))
         w = rng.standard_normal((8, 1, 3, 3))
         opts = {"padding": 1, "stride": stride, "groups": 4, "dilation": (2, 1)}
         dout = rng.standard_normal(convcol.conv2d(x, w, **opts).shape)
         whole = (convcol.conv2d(x, w, **opts), *convcol.conv2d_backward(dout, x, w, **opts))
-        # One row needs 5280 bytes at stride 1 (its padded band and a wide scratch per
-        # filter), 1920 at stride 2; a whole sample 13728 and 4992. So runs of 1 row, of
-        # several, of a whole sample, and of several samples.
-        limits = {1: (6, 8, 12, 16, 32), 2: (2, 3, 6, 16)}[stride]
-        for limit in (kib * 2**10 for kib in limits):
+        # The workspace is two padded planes (input and gradient), and at stride 1 a wide
+        # scratch as large. One output row reads a band of 5 rows: 5 * 11 elements at
+        # stride 1 (1320 bytes with the scratch), 5 * 2 phases * 6 at stride 2 (960). A
+        # whole sample reads 13 rows: 3432 and 2496 bytes. So runs of 1 row, of several,
+        # and whole samples.
+        limits = {1: (1400, 2000, 3500, 2**14), 2: (1000, 1500, 2500, 2**14)}[stride]
+        for limit in limits:
             with convcol.workspace_limit(limit):
                 parts = (convcol.conv2d(x, w, **opts), *convcol.conv2d_backward(dout, x, w, **opts))
             for p, e in zip(parts, whole, strict=True):
                 np.testing.assert_allclose(p, e, rtol=1e-13, atol=1e-13, strict=True)
+        too_small = convcol.workspace_limit(limits[0] - 200)
+        with too_small, pytest.raises(ConvError, match="one output row"):
+            convcol.conv2d(x, w, **opts)
         ref = conv_nd_naive(x, w, **opts)
         assert_close(whole[0], ref, np.float64, 10)
 
@@ -458,7 +552,7 @@ class TestWorkspace:
         assert peak < 10_000
         wd = rng.standard_normal((4, 1, 3, 3))
         opts = {"stride": 2, "groups": 4, "padding": 1, "data_format": "channels_last"}
-        with convcol.workspace_limit(4000):  # the channels-first depthwise path needs 3264
+        with convcol.workspace_limit(4000):  # the channels-first depthwise path needs 1632
             out = convcol.conv2d(x, wd, **opts)
         assert_close(out, conv_nd_naive(x, wd, **opts), np.float64, 10)
         xp, wp = rng.standard_normal((1, 4, 1, 100)), rng.standard_normal((2, 4, 1, 1))
