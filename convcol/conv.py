@@ -114,22 +114,24 @@ def _rows(geo: ConvGeometry) -> tuple[int, int]:
 def _region(geo: ConvGeometry, chunk: _Chunk) -> tuple[tuple[int, int], tuple[int, ...]]:
     """Where the chunk's windows lie in the padded input, and the shape of its copy.
 
-    Returns ``(base, shape)``: the first padded (depth, height) row the windows read, and
-    the shape (nb, C, DR, HR, S, WQ) of the phase-split copy that ``kernels.pad_region``
-    fills (channels-first only).
+    Returns ``(base, shape)``: the first output (depth, row) of the chunk, whose windows
+    start the copy, and the shape (nb, C, SD, SH, SW, DQ, HQ, WQ) of the phase-split copy
+    that ``kernels.pad_region`` fills (channels-first only).
     """
     kernel, stride, _, dilation, _, (OD, OH, OW) = geo.kernel_args()
+    head = (chunk.n1 - chunk.n0, geo.channels, *stride)
     if 0 in (OD, OH, OW) or chunk.r1 <= chunk.r0:  # no outputs (transposed input of size 0)
-        return (0, 0), (chunk.n1 - chunk.n0, geo.channels, 0, 0, stride[2], 0)
+        return (0, 0), (*head, 0, 0, 0)
     # Whole samples, or a run of rows within one depth plane (_plan).
     (od0, oh0), (od1, oh1) = divmod(chunk.r0, OH), divmod(chunk.r1 - 1, OH)
     assert chunk.whole or od0 == od1, chunk
-    d_span = (od1 - od0) * stride[0] + (kernel[0] - 1) * dilation[0] + 1
-    h_span = (oh1 - oh0) * stride[1] + (kernel[1] - 1) * dilation[1] + 1
-    s = stride[2]
-    wq = -(-((OW - 1) * s + (kernel[2] - 1) * dilation[2] + 1) // s)
-    base = (od0 * stride[0], oh0 * stride[1])
-    return base, (chunk.n1 - chunk.n0, geo.channels, d_span, h_span, s, wq)
+    last = (od1 - od0, oh1 - oh0, OW - 1)  # the last output, from the first
+    # Each axis: the padded span the windows read, in steps of the stride (rounded up).
+    q = [
+        o + -(-((k - 1) * d + 1) // s)
+        for o, k, d, s in zip(last, kernel, dilation, stride, strict=True)
+    ]
+    return (od0, oh0), (*head, *q)
 
 
 def _phases(geo: ConvGeometry) -> tuple[int, ...]:
@@ -142,16 +144,15 @@ def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
     """(elements of the chunk's columns, elements of its padded input region).
 
     A depthwise convolution has no columns and copies one channel at a time: per thread,
-    its wide scratch (``_wide``) takes their place, and two padded planes (input and
-    gradient) the region's.
+    its wide scratch (``_wide_length``) takes their place, and two padded planes (input
+    and gradient) the region's.
     """
     columns = geo.channels * geo.window * chunk.columns * _rows(geo)[1]
     if geo.channels_last:
         return columns, 0
     _, shape = _region(geo, chunk)
     if _is_depthwise(geo):
-        plane = math.prod(shape[2:])
-        return (plane if _wide(geo) else 0), 2 * plane
+        return _wide_length(shape), 2 * math.prod(shape[2:])
     return columns, math.prod(shape)
 
 
@@ -260,7 +261,7 @@ def _im2col_into(
     base, shape = _region(geo, chunk)
     k.pad_region(x5, region, base, pad, _phases(geo))
     offs = _tap_offsets(geo, shape)
-    k.im2col(region, cols, offs, stride, out_size, base, chunk.r0, chunk.r1)
+    k.im2col(region, cols, offs, out_size, base, chunk.r0, chunk.r1)
 
 
 def _col2im_into(
@@ -278,7 +279,7 @@ def _col2im_into(
     base, shape = _region(geo, chunk)
     region.fill(0)
     offs = _tap_offsets(geo, shape)
-    k.col2im(cols, region, offs, stride, out_size, base, chunk.r0, chunk.r1)
+    k.col2im(cols, region, offs, out_size, base, chunk.r0, chunk.r1)
     k.unpad_add(region, dx5, base, pad, _phases(geo))
 
 
@@ -539,9 +540,10 @@ def _is_depthwise(geo: ConvGeometry) -> bool:
     return geo.groups > 1 and geo.groups == geo.channels and not geo.channels_last
 
 
-def _wide(geo: ConvGeometry) -> bool:
-    # Stride 1: the depthwise kernels can run along whole flattened planes (kernels.py).
-    return set(geo.stride) == {1}
+def _wide_length(region_shape: tuple[int, ...]) -> int:
+    """The depthwise kernels' wide scratch (kernels.py): every output of a plane, with the
+    garbage columns between its rows, lies in the first DQ * HQ * WQ elements."""
+    return math.prod(region_shape[5:])
 
 
 # The most taps kernels.depthwise_forward unrolls in one group: above 16 LLVM stops
@@ -557,9 +559,10 @@ def _tap_offsets(geo: ConvGeometry, region_shape: tuple[int, ...]) -> np.ndarray
 @functools.lru_cache(maxsize=256)  # asked for by every chunk; np.indices costs ~10 us
 def _tap_offset_list(geo: ConvGeometry, region_shape: tuple[int, ...]) -> tuple[int, ...]:
     kernel, _, _, dilation, _, _ = geo.kernel_args()
-    _, _, _, rows, s, wq = region_shape
-    kd, kh, kw = np.indices(kernel).reshape(3, -1) * np.array(dilation)[:, None]
-    return tuple((((kd * rows + kh) * s + kw % s) * wq + kw // s).tolist())
+    _, _, sd, sh, sw, dq, hq, wq = region_shape
+    a, b, c = np.indices(kernel).reshape(3, -1) * np.array(dilation)[:, None]
+    phase = ((a % sd) * sh + b % sh) * sw + c % sw
+    return tuple((phase * (dq * hq * wq) + ((a // sd) * hq + b // sh) * wq + c // sw).tolist())
 
 
 @functools.lru_cache(maxsize=256)
@@ -640,13 +643,14 @@ def _depthwise_threads(geo: ConvGeometry, chunk: _Chunk, itemsize: int) -> int:
 def _depthwise_calls(geo: ConvGeometry, dtype: np.dtype, call: Callable[..., None]) -> None:
     """``call(chunk, base, offs, tmp, planes, c0, c1)`` for every chunk, channels in threads.
 
-    ``offs`` are the taps' offsets (a tuple), ``tmp`` the wide scratch (empty unless
-    ``_wide``), ``planes`` two padded planes: this thread's workspace.
+    ``offs`` are the taps' offsets (a tuple), ``tmp`` the wide scratch and ``planes`` two
+    padded planes: this thread's workspace.
     """
     for chunk in _plan(geo, dtype.itemsize):
         base, shape = _region(geo, chunk)
         offs = _tap_offset_list(geo, shape)
-        wide = math.prod(shape[2:]) - max(offs) if _wide(geo) else 0
+        # The scratch's first L elements: beyond them the last tap would leave the plane.
+        wide = max(0, min(_wide_length(shape), math.prod(shape[2:]) - max(offs)))
 
         def task(c0: int, c1: int, chunk: _Chunk = chunk, base: Any = base,
                  offs: Any = offs, wide: int = wide) -> None:  # fmt: skip
@@ -660,7 +664,7 @@ def _depthwise_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry
 ) -> np.ndarray:
     k = _kernels()
-    _, stride, pad, _, _, out_size = geo.kernel_args()
+    _, _, pad, _, _, out_size = geo.kernel_args()
     out = np.empty(geo.out_shape, x.dtype)
     if out.size == 0:
         return out
@@ -672,8 +676,8 @@ def _depthwise_forward(
     ) -> None:
         bases, cols = _tap_groups(offs)
         k.depthwise_forward(
-            x5, w2, out3, planes[0], tmp, bases, cols, tmp.size > 0, pad, _phases(geo),
-            stride, out_size, base, chunk.n0, chunk.n1, chunk.r0, chunk.r1, c0, c1,
+            x5, w2, out3, planes[0], tmp, bases, cols, True, pad, _phases(geo), out_size,
+            base, chunk.n0, chunk.n1, chunk.r0, chunk.r1, c0, c1,
         )  # fmt: skip
 
     _depthwise_calls(geo, x.dtype, call)
@@ -684,7 +688,7 @@ def _depthwise_backward(
     dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     k = _kernels()
-    _, stride, pad, _, _, out_size = geo.kernel_args()
+    _, _, pad, _, _, out_size = geo.kernel_args()
     w2 = w.reshape(geo.filters, geo.window)
     dx = np.zeros(geo.x_shape, dout.dtype) if want_dx else None
     dw = np.zeros(w2.shape, dout.dtype) if x is not None else None
@@ -704,8 +708,8 @@ def _depthwise_backward(
         ) -> None:
             k.depthwise_backward(
                 g3, x5, w2, dx5, dw2, planes[0], planes[1], tmp, np.array(offs, np.int64),
-                wide_dw and tmp.size > 0, wide_dx and tmp.size > 0, pad, _phases(geo),
-                stride, out_size, base, chunk.n0, chunk.n1, chunk.r0, chunk.r1, c0, c1,
+                wide_dw, wide_dx, pad, _phases(geo), out_size, base, chunk.n0, chunk.n1,
+                chunk.r0, chunk.r1, c0, c1,
             )  # fmt: skip
 
         _depthwise_calls(geo, dout.dtype, call)
@@ -714,7 +718,7 @@ def _depthwise_backward(
         dx5 = none5 if dx is None else _as5d(dx, geo, geo.channels)
         dw2 = w2[:0] if dw is None else dw
         run(dx5, dw2, True, finite_w)
-        if dw is not None and _wide(geo) and not np.isfinite(dw).all():
+        if dw is not None and not np.isfinite(dw).all():
             dw[...] = 0
             run(none5, dw, False, False)
     return dx, (None if dw is None else dw.reshape(geo.w_shape))

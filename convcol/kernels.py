@@ -8,8 +8,9 @@ Layouts (all indices in C order, K = KD * KH * KW taps, P = OD * OH * OW outputs
 - channels first: ``x`` (N, C, D, H, W) and ``cols`` (C * K, N * P), row ``(c, tap)``,
   column ``(n, output)``: a window is a column, so ``w @ cols`` is the convolution. im2col
   and col2im take not ``x`` but ``xp``, a padded, phase-split copy of the input region
-  (``pad_region``, ``unpad_add``), in which tap t of an output row starts ``offs[t]``
-  elements after the row's start: every copy is a contiguous run with no bounds logic.
+  (``pad_region``, ``unpad_add``), in which tap t of output (od, oh, ow) is element
+  ``_row_start(od, oh, ...) + offs[t] + ow`` of its channel's flattened plane: every copy is
+  a contiguous run with no bounds logic.
 - channels last: ``x`` (N, D, H, W, C) and ``cols`` (N * P, C * K), row ``(n, output)``,
   column ``(g, tap, c % Cg)`` for channel c of group g: a window is a row, copied as runs of
   Cg contiguous channels, and ``cols @ w.T`` is the convolution, already channels-last.
@@ -35,86 +36,94 @@ def _valid_range(off, stride, n_in, n_out):
     return lo, max(lo, hi)
 
 
-# Channels first, the im2col/col2im pair works on a padded copy of the input region a chunk
-# reads, ``xp`` (nb, C, DR, HR, S, WQ): rows of the padded input from ``base`` on (depth,
-# height), each split into its S = stride_w phases, so that padded column S * k + q is
-# ``xp[..., q, k]``. Every tap then reads OW *contiguous* elements per output row, whatever
-# the stride, and the kernels have no bounds logic at all. Written as explicit loops with
-# unsigned indices (or a bare loop index): Numba compiles those to vector code, whereas
-# slice assignment and signed computed indices (``a[off + j]``, checked for wraparound)
-# stay scalar, 2-4x slower here.
+# Channels first, the kernels work on a padded copy of the input region a chunk reads, ``xp``
+# (nb, C, SD, SH, SW, DQ, HQ, WQ): from output depth and row ``base`` on, the padded input
+# split by phase along every axis (S* the strides), so that padded element
+# (d, h, w) = (base[0] * SD + SD * i + pd, base[1] * SH + SH * j + ph, SW * k + q) is
+# ``xp[..., pd, ph, q, i, j, k]``. Each tap then reads a plane of its phase that moves by
+# one element per output along every axis, as in a stride-1 convolution: output (od, oh, ow)
+# reads element _row_start(od, oh, base, HQ, WQ) + ow + offs[t] of the flattened plane, a
+# contiguous run per output row, whatever the stride, and the kernels have no bounds logic
+# at all. Written as explicit loops with unsigned indices (or a bare loop index): Numba
+# compiles those to vector code, whereas slice assignment and signed computed indices
+# (``a[off + j]``, checked for wraparound) stay scalar, 2-4x slower here.
 
 
-# ``phases`` is a tuple of S zeros: its length is a compile-time constant, so each stride
-# gets its own machine code, with ``S * k + q`` a constant stride that LLVM vectorises
-# (the stride-2 copies 1.2-2x faster than with S read from the array's shape). An empty
-# tuple means "read S from the shape": the caller passes one for strides above 8, rather
+# ``phases`` is a tuple of SW zeros: its length is a compile-time constant, so each stride
+# gets its own machine code, with ``SW * k + q`` a constant stride that LLVM vectorises
+# (the stride-2 copies 1.2-2x faster than with SW read from the array's shape). An empty
+# tuple means "read SW from the shape": the caller passes one for strides above 8, rather
 # than compile a new kernel for every large stride.
 
 
 @numba.njit(cache=True, inline="always")
-def _phase_runs(phases, S, pad_w, W, WQ):
-    # Each phase's run of columns inside x, worked out once per call: rows are short (WQ is
-    # 29 for a stride-2 56-wide input), so per-row arithmetic would cost as much as a copy.
+def _phase_runs(phases, xp, pad_w, W):
+    # SW, and each W phase's run of columns inside x, worked out once per call: rows are
+    # short (WQ is 29 for a stride-2 56-wide input), so per-row arithmetic would cost as
+    # much as a copy.
+    S = len(phases) if len(phases) > 0 else xp.shape[-4]
+    WQ = xp.shape[-1]
     lo, hi = np.empty(S, np.int64), np.empty(S, np.int64)
     for q in range(S):
         lo[q], hi[q] = _valid_range(q - pad_w, S, W, WQ)
-    return lo, hi
+    return S, lo, hi
 
 
 @numba.njit(cache=True, inline="always")
 def _pad_plane(src, dst, base, pad, phases, lo, hi):
-    # One channel: dst[i, j, q, k] = src[i + base[0] - pad[0], j + base[1] - pad[1],
-    # S * k + q - pad[2]], or 0 where that lies outside src (D, H, W).
+    # One channel: src (D, H, W) into dst (SD, SH, SW, DQ, HQ, WQ), zeros outside src.
     D, H, _ = src.shape
-    DR, HR, S_, WQ = dst.shape
+    SD, SH, S_, DQ, HQ, WQ = dst.shape
     S = len(phases) if len(phases) > 0 else S_  # see above
-    for i in range(DR):
-        d = i + base[0] - pad[0]
-        for j in range(HR):
-            h = j + base[1] - pad[1]
-            row = dst[i, j]
-            if not (0 <= d < D and 0 <= h < H):
-                row[:] = 0
-                continue
-            s = src[d, h]
-            for q in range(S):
-                o = row[q]
-                a, b = lo[q], hi[q]
-                first = S * a + q - pad[2]
-                for k in range(a):
-                    o[k] = 0
-                for k in range(b - a):
-                    o[np.uint64(a + k)] = s[np.uint64(first + S * k)]
-                for k in range(b, WQ):
-                    o[k] = 0
+    for pd in range(SD):
+        for i in range(DQ):
+            d = (base[0] + i) * SD + pd - pad[0]
+            for ph in range(SH):
+                for j in range(HQ):
+                    h = (base[1] + j) * SH + ph - pad[1]
+                    inside = 0 <= d < D and 0 <= h < H
+                    for q in range(S):
+                        o = dst[pd, ph, q, i, j]
+                        if not inside:
+                            o[:] = 0
+                            continue
+                        s = src[d, h]
+                        a, b = lo[q], hi[q]
+                        first = S * a + q - pad[2]
+                        for k in range(a):
+                            o[k] = 0
+                        for k in range(b - a):
+                            o[np.uint64(a + k)] = s[np.uint64(first + S * k)]
+                        for k in range(b, WQ):
+                            o[k] = 0
 
 
 @numba.njit(cache=True, inline="always")
 def _unpad_plane(src, dst, base, pad, phases, lo, hi):
     # The adjoint of _pad_plane: adds each padded element that came from dst back into it.
     D, H, _ = dst.shape
-    DR, HR, S_, _ = src.shape
+    SD, SH, S_, DQ, HQ, _ = src.shape
     S = len(phases) if len(phases) > 0 else S_
-    for i in range(DR):
-        d = i + base[0] - pad[0]
-        for j in range(HR):
-            h = j + base[1] - pad[1]
-            if not (0 <= d < D and 0 <= h < H):
-                continue
-            o = dst[d, h]
-            for q in range(S):
-                s = src[i, j, q]
-                a, first = lo[q], S * lo[q] + q - pad[2]
-                for k in range(hi[q] - a):
-                    o[np.uint64(first + S * k)] += s[np.uint64(a + k)]
+    for pd in range(SD):
+        for i in range(DQ):
+            d = (base[0] + i) * SD + pd - pad[0]
+            for ph in range(SH):
+                for j in range(HQ):
+                    h = (base[1] + j) * SH + ph - pad[1]
+                    if not (0 <= d < D and 0 <= h < H):
+                        continue
+                    o = dst[d, h]
+                    for q in range(S):
+                        s = src[pd, ph, q, i, j]
+                        a, first = lo[q], S * lo[q] + q - pad[2]
+                        for k in range(hi[q] - a):
+                            o[np.uint64(first + S * k)] += s[np.uint64(a + k)]
 
 
 @numba.njit(cache=True, nogil=True)
 def pad_region(x, xp, base, pad, phases):
     # xp[n, c] = the padded copy of x[n, c] (_pad_plane), for every sample and channel.
-    S = len(phases) if len(phases) > 0 else xp.shape[4]
-    lo, hi = _phase_runs(phases, S, pad[2], x.shape[4], xp.shape[5])
+    _, lo, hi = _phase_runs(phases, xp, pad[2], x.shape[4])
     for n in range(x.shape[0]):
         for c in range(x.shape[1]):
             _pad_plane(x[n, c], xp[n, c], base, pad, phases, lo, hi)
@@ -123,27 +132,27 @@ def pad_region(x, xp, base, pad, phases):
 @numba.njit(cache=True, nogil=True)
 def unpad_add(xp, dx, base, pad, phases):
     # The adjoint of pad_region.
-    S = len(phases) if len(phases) > 0 else xp.shape[4]
-    lo, hi = _phase_runs(phases, S, pad[2], dx.shape[4], xp.shape[5])
+    _, lo, hi = _phase_runs(phases, xp, pad[2], dx.shape[4])
     for n in range(dx.shape[0]):
         for c in range(dx.shape[1]):
             _unpad_plane(xp[n, c], dx[n, c], base, pad, phases, lo, hi)
 
 
 @numba.njit(cache=True, inline="always")
-def _row_start(od, oh, stride, base, rows, row_len):
-    return ((od * stride[0] - base[0]) * rows + oh * stride[1] - base[1]) * row_len
+def _row_start(od, oh, base, HQ, WQ):
+    # Where output row (od, oh) starts in a flattened plane of the padded copy.
+    return ((od - base[0]) * HQ + oh - base[1]) * WQ
 
 
 @numba.njit(cache=True, nogil=True)
-def im2col(xp, cols, offs, stride, out_size, base, r0, r1):
-    # cols (C * T, nb * R * OW): row (c, t), column (n, output row r0 + r, ow). Tap t of
-    # output row (od, oh) starts at _row_start(...) + offs[t] in channel c's flattened
-    # region plane. Flat unsigned indices, not views: a view per row costs as much as
-    # copying a short row (1.5x faster on 16- to 56-wide rows).
-    nb, C, DR, HR, S, WQ = xp.shape
+def im2col(xp, cols, offs, out_size, base, r0, r1):
+    # cols (C * T, nb * R * OW): row (c, t), column (n, output row r0 + r, ow). Flat
+    # unsigned indices, not views: a view per row costs as much as copying a short row
+    # (1.5x faster on 16- to 56-wide rows).
+    nb, C = xp.shape[:2]
+    HQ, WQ = xp.shape[6:]
     src, dst = xp.reshape(-1), cols.reshape(-1)
-    plane, T, M = DR * HR * S * WQ, offs.shape[0], cols.shape[1]
+    plane, T, M = src.size // max(1, nb * C), offs.shape[0], cols.shape[1]
     _, OH, OW = out_size
     R = r1 - r0
     for n in range(nb):
@@ -152,7 +161,7 @@ def im2col(xp, cols, offs, stride, out_size, base, r0, r1):
                 s0, d0 = (n * C + c) * plane + offs[t], (c * T + t) * M + n * R * OW
                 od, oh = r0 // OH, r0 % OH
                 for r in range(R):
-                    s = s0 + _row_start(od, oh, stride, base, HR, S * WQ)
+                    s = s0 + _row_start(od, oh, base, HQ, WQ)
                     d = d0 + r * OW
                     for ow in range(OW):
                         dst[np.uint64(d + ow)] = src[np.uint64(s + ow)]
@@ -162,11 +171,12 @@ def im2col(xp, cols, offs, stride, out_size, base, r0, r1):
 
 
 @numba.njit(cache=True, nogil=True)
-def col2im(cols, xp, offs, stride, out_size, base, r0, r1):
+def col2im(cols, xp, offs, out_size, base, r0, r1):
     # The adjoint of im2col: adds into xp (the caller zeroes it).
-    nb, C, DR, HR, S, WQ = xp.shape
+    nb, C = xp.shape[:2]
+    HQ, WQ = xp.shape[6:]
     src, dst = cols.reshape(-1), xp.reshape(-1)
-    plane, T, M = DR * HR * S * WQ, offs.shape[0], cols.shape[1]
+    plane, T, M = dst.size // max(1, nb * C), offs.shape[0], cols.shape[1]
     _, OH, OW = out_size
     R = r1 - r0
     for n in range(nb):
@@ -175,7 +185,7 @@ def col2im(cols, xp, offs, stride, out_size, base, r0, r1):
                 d0, s0 = (n * C + c) * plane + offs[t], (c * T + t) * M + n * R * OW
                 od, oh = r0 // OH, r0 % OH
                 for r in range(R):
-                    d = d0 + _row_start(od, oh, stride, base, HR, S * WQ)
+                    d = d0 + _row_start(od, oh, base, HQ, WQ)
                     s = s0 + r * OW
                     for ow in range(OW):
                         dst[np.uint64(d + ow)] += src[np.uint64(s + ow)]
@@ -248,20 +258,20 @@ def col2im_cl(cols, dx, kernel, stride, pad, dilation, out_size, groups, r0, r1)
 # each input value K times for a GEMM of inner size K. One channel at a time, for the
 # samples n0:n1 and the output rows r0:r1 of each, and the channels c0:c1 only, so that
 # threads can share a call (each channel's filters, weights and gradients are its own).
-# Each channel's input is copied into ``xp``, one padded, phase-split plane (DR, HR, S, WQ)
-# (_pad_plane: the rows from ``base`` on, as pad_region lays them out), small enough to
-# stay in cache while its taps are read, and the output goes straight to ``out``: nothing
-# the size of the input goes through memory twice (1.3-2x faster than padding the whole
-# chunk first). In the flattened plane, tap t of output row (od, oh) starts at
-# _row_start(...) + offs[t] and runs for OW contiguous elements.
+# Each channel's input is copied into ``xp``, one padded, phase-split plane
+# (SD, SH, SW, DQ, HQ, WQ) laid out as pad_region's, small enough to stay in cache while
+# its taps are read, and the output goes straight to ``out``: nothing the size of the input
+# goes through memory twice (1.3-2x faster than padding the whole chunk first).
 #
-# With stride 1 the kernels can instead run along the whole flattened plane as one long
-# row ("wide"), for loops some 50 times longer (a loop along a 28- or 56-wide row spends
-# much of its time outside the vectorised part): the result comes out with WQ - OW garbage
-# columns per row, in ``tmp`` (the first L = plane - max(offs) elements of the plane), and
-# the rows are copied out. For the gradients, ``tmp`` holds dout spread out with zeros in
-# the garbage columns; those zeros meet real data (0 * inf is NaN), which the caller rules
-# out (dx) or redoes along rows (dw).
+# In that layout every output moves its taps by one element, whatever the stride, so the
+# kernels run along the flattened plane as one long row ("wide"), for loops some 50 times
+# longer than an output row (a loop along a 28- or 56-wide row spends much of its time
+# outside the vectorised part). Each result comes out with WQ - OW garbage columns per
+# row: in ``tmp``, L elements from the plane's start, whence the rows are copied out. For
+# the gradients ``tmp`` holds dout spread out with zeros in the garbage columns; those
+# zeros meet real data (0 * inf is NaN), which the caller rules out by going along the
+# output rows instead (``wide`` false: dx when a weight is not finite, dw again when the
+# wide dw is not).
 
 
 @numba.njit(cache=True, inline="always")
@@ -286,17 +296,15 @@ def _taps(dst, d, src, s, wt, k, cols, count, add):
 
 @numba.njit(cache=True, nogil=True)
 def depthwise_forward(
-    x, w, out, xp, tmp, bases, cols, wide, pad, phases, stride, out_size, base, n0, n1, r0, r1,
-    c0, c1,
+    x, w, out, xp, tmp, bases, cols, wide, pad, phases, out_size, base, n0, n1, r0, r1, c0, c1
 ):
     # out[n, f, p] for output positions p of rows r0:r1, from x (N, C, D, H, W) and w (F, T).
     # The T taps come as groups with the same shape: tap (g, j) starts at bases[g] + cols[j]
     # (a tuple, unrolled: one group of 9 for a 3x3 kernel, 7 of 7 for 7x7).
     C, F, J = x.shape[1], w.shape[0], len(cols)
     m = F // C
-    _, HR, S_, WQ = xp.shape
-    S = len(phases) if len(phases) > 0 else S_
-    lo, hi = _phase_runs(phases, S, pad[2], x.shape[4], WQ)
+    HQ, WQ = xp.shape[4:]
+    _, lo, hi = _phase_runs(phases, xp, pad[2], x.shape[4])
     _, OH, OW = out_size
     src = xp.reshape(-1)
     for c in range(c0, c1):
@@ -309,7 +317,7 @@ def depthwise_forward(
                         _taps(tmp, 0, src, bases[g], wt, g * J, cols, tmp.shape[0], g > 0)
                 od, oh = r0 // OH, r0 % OH
                 for r in range(r0, r1):
-                    start = _row_start(od, oh, stride, base, HR, S * WQ)
+                    start = _row_start(od, oh, base, HQ, WQ)
                     if wide:
                         for ow in range(OW):
                             o[np.uint64(r * OW + ow)] = tmp[np.uint64(start + ow)]
@@ -322,13 +330,13 @@ def depthwise_forward(
 
 
 @numba.njit(cache=True, inline="always")
-def _spread(tmp, g, stride, out_size, base, HR, WQ, r0, r1):
+def _spread(tmp, g, out_size, base, HQ, WQ, r0, r1):
     # The wide form of dout rows r0:r1: zeros in the garbage columns.
     _, OH, OW = out_size
     tmp[:] = 0
     od, oh = r0 // OH, r0 % OH
     for r in range(r0, r1):
-        start = _row_start(od, oh, stride, base, HR, WQ)
+        start = _row_start(od, oh, base, HQ, WQ)
         for ow in range(OW):
             tmp[np.uint64(start + ow)] = g[np.uint64(r * OW + ow)]
         oh += 1
@@ -340,9 +348,9 @@ def _spread(tmp, g, stride, out_size, base, HR, WQ, r0, r1):
 # so that non-finite values propagate exactly.
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def depthwise_backward(
-    dout, x, w, dx, dw, xp, dxp, tmp, offs, wide_dw, wide_dx, pad, phases, stride, out_size, base,
+    dout, x, w, dx, dw, xp, dxp, tmp, offs, wide_dw, wide_dx, pad, phases, out_size, base,
     n0, n1, r0, r1, c0, c1,
-):
+):  # fmt: skip
     # The adjoint of depthwise_forward (offs every tap's start, an array): adds into dx
     # (N, C, D, H, W) and dw (F, T), zeroed by the caller, the gradients from dout rows
     # r0:r1. Either may be 0-sized: not wanted (then x may be too). dw is a dot product per
@@ -353,9 +361,8 @@ def depthwise_backward(
     xs = x.shape if want_dw else dx.shape
     F, T = w.shape[0], offs.shape[0]
     m = F // xs[1]
-    _, HR, S_, WQ = xp.shape
-    S = len(phases) if len(phases) > 0 else S_
-    lo, hi = _phase_runs(phases, S, pad[2], xs[4], WQ)
+    HQ, WQ = xp.shape[4:]
+    _, lo, hi = _phase_runs(phases, xp, pad[2], xs[4])
     _, OH, OW = out_size
     L = tmp.shape[0]
     src, dst = xp.reshape(-1), dxp.reshape(-1)
@@ -368,7 +375,7 @@ def depthwise_backward(
             for f in range(c * m, (c + 1) * m):
                 g = dout[n, f]
                 if wide_dw or wide_dx:
-                    _spread(tmp, g, stride, out_size, base, HR, WQ, r0, r1)
+                    _spread(tmp, g, out_size, base, HQ, WQ, r0, r1)
                 for t in range(T if want_dw else 0):
                     acc, o = dw[f, t], offs[t]  # in locals: stores could alias an array
                     if wide_dw:
@@ -377,7 +384,7 @@ def depthwise_backward(
                     else:
                         od, oh = r0 // OH, r0 % OH
                         for r in range(r0, r1):
-                            s = _row_start(od, oh, stride, base, HR, S * WQ) + o
+                            s = _row_start(od, oh, base, HQ, WQ) + o
                             for ow in range(OW):
                                 acc += g[np.uint64(r * OW + ow)] * src[np.uint64(s + ow)]
                             oh += 1
@@ -392,7 +399,7 @@ def depthwise_backward(
                     else:
                         od, oh = r0 // OH, r0 % OH
                         for r in range(r0, r1):
-                            d = _row_start(od, oh, stride, base, HR, S * WQ) + o
+                            d = _row_start(od, oh, base, HQ, WQ) + o
                             for ow in range(OW):
                                 dst[np.uint64(d + ow)] += wv * g[np.uint64(r * OW + ow)]
                             oh += 1

@@ -518,12 +518,12 @@ class TestWorkspace:
         opts = {"padding": 1, "stride": stride, "groups": 4, "dilation": (2, 1)}
         dout = rng.standard_normal(convcol.conv2d(x, w, **opts).shape)
         whole = (convcol.conv2d(x, w, **opts), *convcol.conv2d_backward(dout, x, w, **opts))
-        # The workspace is two padded planes (input and gradient), and at stride 1 a wide
-        # scratch as large. One output row reads a band of 5 rows: 5 * 11 elements at
-        # stride 1 (1320 bytes with the scratch), 5 * 2 phases * 6 at stride 2 (960). A
-        # whole sample reads 13 rows: 3432 and 2496 bytes. So runs of 1 row, of several,
-        # and whole samples.
-        limits = {1: (1400, 2000, 3500, 2**14), 2: (1000, 1500, 2500, 2**14)}[stride]
+        # The workspace is two padded planes (input and gradient) and a wide scratch as
+        # large as one phase of them. One output row reads a band of 5 rows: 5 * 11
+        # elements at stride 1 (1320 bytes in all), 2 * 2 phases of 3 * 6 at stride 2
+        # (1296). A whole sample reads 13 rows: 3432 and 3024 bytes. So runs of 1 row, of
+        # several, and whole samples.
+        limits = {1: (1400, 2000, 3500, 2**14), 2: (1400, 2000, 3100, 2**14)}[stride]
         for limit in limits:
             with convcol.workspace_limit(limit):
                 parts = (convcol.conv2d(x, w, **opts), *convcol.conv2d_backward(dout, x, w, **opts))
