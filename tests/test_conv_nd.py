@@ -186,6 +186,34 @@ CASES = [
             "groups": 2,
         },
     ),
+    # Fewer filters than channels at stride 1: the forward pass (or, transposed, the
+    # backward one) goes through the swapped convolution (conv._swapped).
+    (
+        "conv2d_fewer_filters_swapped",
+        "conv",
+        (2, 12, 6, 7),
+        (3, 12, 3, 2),
+        {"padding": ((1, 0), (1, 2)), "dilation": (1, 2)},
+    ),
+    (
+        "conv2d_fewer_filters_groups_same_swapped",
+        "conv",
+        (1, 8, 5, 6),
+        (2, 4, 4, 3),
+        {"groups": 2, "padding": "same"},
+    ),
+    ("conv1d_fewer_filters_swapped", "conv", (2, 9, 11), (2, 9, 5), {"padding": 2}),
+    ("conv3d_fewer_filters_swapped", "conv", (1, 6, 4, 5, 4), (2, 6, 3, 3, 3), {"padding": 1}),
+    (
+        "conv2d_fewer_filters_reflect_swapped",
+        "conv",
+        (1, 8, 6, 5),
+        (2, 8, 3, 3),
+        {"padding": 1, "padding_mode": "reflect"},
+    ),
+    # A padding wider than the dilated kernel: the swapped padding would be negative.
+    ("conv2d_fewer_filters_wide_pad", "conv", (1, 8, 4, 4), (2, 8, 2, 2), {"padding": 2}),
+    ("transpose2d_more_outputs_swapped", "transpose", (2, 2, 5, 4), (2, 12, 3, 3), {"padding": 1}),
 ]
 
 
@@ -419,3 +447,19 @@ def test_1d_padding_pair_is_before_and_after(rng):
         strict=True,
     )
     assert convcol.conv1d(x, w, padding=(1, 2)).shape == (2, 4, 7)
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES if "filters" in c[0] or "swapped" in c[0]])
+def test_the_swapped_convolution_is_taken_when_it_pays(name, rng, monkeypatch):
+    # The named cases above check the numbers; this checks they test the path they name.
+    _, kind, x_shape, w_shape, options = next(c for c in CASES if c[0] == name)
+    calls = []
+    swapped = conv._swapped
+    monkeypatch.setattr(conv, "_swapped", lambda geo: calls.append(geo) or swapped(geo))
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    fwd, bwd = fast_functions(kind, len(x_shape) - 2)
+    out = fwd(x, w, **options)
+    bwd(np.ones_like(out), x, w, **options)
+    assert bool(calls) == name.endswith("swapped"), calls
+    # Never both ways: the swapped convolution of a swapped one is not swapped again.
+    assert all(not conv._swap_pays(swapped(g)) for g in calls)
