@@ -392,7 +392,10 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
             nb, _, Fg, P = block.shape
             res = np.matmul(wg, cols.reshape(G, wg.shape[2], cols.shape[1]))
             block[...] = res.reshape(G, Fg, nb, P).transpose(2, 0, 1, 3)
-    return _add_bias(out, b, geo)
+        if b is not None:  # while the chunk's output is in cache, not in a pass of its own
+            shape = (G, 1, -1) if geo.channels_last else (G, -1, 1)
+            block += b.reshape(shape)
+    return out
 
 
 def _add_bias(out: np.ndarray, b: np.ndarray | None, geo: ConvGeometry) -> np.ndarray:
@@ -724,18 +727,19 @@ def _depthwise_forward(
         return out
     x5, w2 = _as5d(x, geo, geo.channels), w.reshape(geo.filters, geo.window)
     out3 = out.reshape(geo.batch, geo.filters, geo.positions)
+    b = np.empty(0, x.dtype) if b is None else b  # the kernel's "no bias"
 
     def call(
         chunk: _Chunk, base: Any, offs: Any, tmp: Any, planes: Any, c0: int, c1: int
     ) -> None:
         bases, cols = _tap_groups(offs)
         k.depthwise_forward(
-            x5, w2, out3, planes[0], tmp, bases, cols, True, pad, _phases(geo), out_size,
-            base, chunk.n0, chunk.n1, chunk.r0, chunk.r1, c0, c1,
+            x5, w2, b, out3, planes[0], tmp, bases, cols, pad, _phases(geo), out_size, base,
+            chunk.n0, chunk.n1, chunk.r0, chunk.r1, c0, c1,
         )  # fmt: skip
 
     _depthwise_calls(geo, x.dtype, call)
-    return _add_bias(out, b, geo)
+    return out
 
 
 def _depthwise_backward(

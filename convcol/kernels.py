@@ -19,7 +19,9 @@ The kernels are serial and release the GIL, so concurrent callers run in paralle
 not ``prange`` loops: on 2 cores a parallel im2col bought nothing end to end, because it runs
 between GEMMs and OpenBLAS's worker threads busy-wait for a while after each GEMM, taking the
 second core (measurements in docs/design.md); and Numba's ``omp`` layer busy-waits after a
-``prange`` in turn, slowing the GEMM that follows.
+``prange`` in turn, slowing the GEMM that follows. The depthwise kernels, which have no GEMM
+around them, take a range of channels, and the caller runs shares of a call on its own
+threads.
 """
 
 import numba
@@ -296,9 +298,11 @@ def _taps(dst, d, src, s, wt, k, cols, count, add):
 
 @numba.njit(cache=True, nogil=True)
 def depthwise_forward(
-    x, w, out, xp, tmp, bases, cols, wide, pad, phases, out_size, base, n0, n1, r0, r1, c0, c1
+    x, w, b, out, xp, tmp, bases, cols, pad, phases, out_size, base, n0, n1, r0, r1, c0, c1
 ):
-    # out[n, f, p] for output positions p of rows r0:r1, from x (N, C, D, H, W) and w (F, T).
+    # out[n, f, p] for output positions p of rows r0:r1, from x (N, C, D, H, W), w (F, T)
+    # and the bias b (F,), or none if b is empty: added as the rows are copied out, not in
+    # a pass of its own over the output (which cost up to a third of the forward pass).
     # The T taps come as groups with the same shape: tap (g, j) starts at bases[g] + cols[j]
     # (a tuple, unrolled: one group of 9 for a 3x3 kernel, 7 of 7 for 7x7).
     C, F, J = x.shape[1], w.shape[0], len(cols)
@@ -312,18 +316,18 @@ def depthwise_forward(
             _pad_plane(x[n, c], xp, base, pad, phases, lo, hi)
             for f in range(c * m, (c + 1) * m):
                 wt, o = w[f], out[n, f]
-                if wide:
-                    for g in range(bases.shape[0]):
-                        _taps(tmp, 0, src, bases[g], wt, g * J, cols, tmp.shape[0], g > 0)
+                for g in range(bases.shape[0]):
+                    _taps(tmp, 0, src, bases[g], wt, g * J, cols, tmp.shape[0], g > 0)
                 od, oh = r0 // OH, r0 % OH
                 for r in range(r0, r1):
                     start = _row_start(od, oh, base, HQ, WQ)
-                    if wide:
+                    if b.shape[0] > 0:
+                        bf = b[f]
+                        for ow in range(OW):
+                            o[np.uint64(r * OW + ow)] = tmp[np.uint64(start + ow)] + bf
+                    else:
                         for ow in range(OW):
                             o[np.uint64(r * OW + ow)] = tmp[np.uint64(start + ow)]
-                    else:
-                        for g in range(bases.shape[0]):
-                            _taps(o, r * OW, src, start + bases[g], wt, g * J, cols, OW, g > 0)
                     oh += 1  # no division per row: that alone cost 10-20%
                     if oh == OH:
                         oh, od = 0, od + 1
