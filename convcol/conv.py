@@ -144,15 +144,16 @@ def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
     """(elements of the chunk's columns, elements of its padded input region).
 
     A depthwise convolution has no columns and copies one channel at a time: per thread,
-    its wide scratch (``_wide_length``) takes their place, and two padded planes (input
-    and gradient) the region's.
+    its wide scratch (a plane, and room for the taps' reach) takes their place, and two
+    padded planes (input and gradient) the region's.
     """
     columns = geo.channels * geo.window * chunk.columns * _rows(geo)[1]
     if geo.channels_last:
         return columns, 0
     _, shape = _region(geo, chunk)
     if _is_depthwise(geo):
-        return _wide_length(shape), 2 * math.prod(shape[2:])
+        plane = math.prod(shape[2:])
+        return plane + max(_tap_offset_list(geo, shape)), 2 * plane
     return columns, math.prod(shape)
 
 
@@ -597,10 +598,12 @@ def _is_depthwise(geo: ConvGeometry) -> bool:
     return geo.groups > 1 and geo.groups == geo.channels and not geo.channels_last
 
 
-def _wide_length(region_shape: tuple[int, ...]) -> int:
-    """The depthwise kernels' wide scratch (kernels.py): every output of a plane, with the
-    garbage columns between its rows, lies in the first DQ * HQ * WQ elements."""
-    return math.prod(region_shape[5:])
+def _wide_length(region_shape: tuple[int, ...], offs: tuple[int, ...]) -> int:
+    """How far the depthwise kernels' wide rows run (kernels.py): every output of a plane,
+    with the garbage columns between its rows, lies in the first DQ * HQ * WQ elements, and
+    no tap may leave the plane."""
+    plane = math.prod(region_shape[2:])
+    return max(0, min(math.prod(region_shape[5:]), plane - max(offs)))
 
 
 # The most taps kernels.depthwise_forward unrolls in one group: above 16 LLVM stops
@@ -698,21 +701,20 @@ def _depthwise_threads(geo: ConvGeometry, chunk: _Chunk, itemsize: int) -> int:
 
 
 def _depthwise_calls(geo: ConvGeometry, dtype: np.dtype, call: Callable[..., None]) -> None:
-    """``call(chunk, base, offs, tmp, planes, c0, c1)`` for every chunk, channels in threads.
+    """``call(chunk, base, offs, L, tmp, planes, c0, c1)`` for every chunk, channels in
+    threads.
 
-    ``offs`` are the taps' offsets (a tuple), ``tmp`` the wide scratch and ``planes`` two
-    padded planes: this thread's workspace.
+    ``offs`` are the taps' offsets (a tuple), ``L`` the length of the wide rows, ``tmp`` the
+    wide scratch and ``planes`` two padded planes: this thread's workspace.
     """
     for chunk in _plan(geo, dtype.itemsize):
         base, shape = _region(geo, chunk)
         offs = _tap_offset_list(geo, shape)
-        # The scratch's first L elements: beyond them the last tap would leave the plane.
-        wide = max(0, min(_wide_length(shape), math.prod(shape[2:]) - max(offs)))
 
         def task(c0: int, c1: int, chunk: _Chunk = chunk, base: Any = base,
-                 offs: Any = offs, wide: int = wide) -> None:  # fmt: skip
+                 offs: Any = offs, shape: Any = shape) -> None:  # fmt: skip
             tmp, planes = _workspace(geo, chunk, dtype)
-            call(chunk, base, offs, tmp[:wide], planes, c0, c1)
+            call(chunk, base, offs, _wide_length(shape, offs), tmp, planes, c0, c1)
 
         _in_threads(task, geo.channels, _depthwise_threads(geo, chunk, dtype.itemsize))
 
@@ -730,12 +732,12 @@ def _depthwise_forward(
     b = np.empty(0, x.dtype) if b is None else b  # the kernel's "no bias"
 
     def call(
-        chunk: _Chunk, base: Any, offs: Any, tmp: Any, planes: Any, c0: int, c1: int
+        chunk: _Chunk, base: Any, offs: Any, L: int, tmp: Any, planes: Any, c0: int, c1: int
     ) -> None:
         bases, cols = _tap_groups(offs)
         k.depthwise_forward(
-            x5, w2, b, out3, planes[0], tmp, bases, cols, pad, _phases(geo), out_size, base,
-            chunk.n0, chunk.n1, chunk.r0, chunk.r1, c0, c1,
+            x5, w2, b, out3, planes[0], tmp[:L], bases, cols, pad, _phases(geo), out_size,
+            base, chunk.n0, chunk.n1, chunk.r0, chunk.r1, c0, c1,
         )  # fmt: skip
 
     _depthwise_calls(geo, x.dtype, call)
@@ -762,12 +764,13 @@ def _depthwise_backward(
         x5 = _as5d(x, geo, geo.channels) if dw2.size else none5  # type: ignore[arg-type]
 
         def call(
-            chunk: _Chunk, base: Any, offs: Any, tmp: Any, planes: Any, c0: int, c1: int
+            chunk: _Chunk, base: Any, offs: Any, L: int, tmp: Any, planes: Any, c0: int, c1: int
         ) -> None:
+            bases, cols = _tap_groups(offs)
             k.depthwise_backward(
                 g3, x5, w2, dx5, dw2, planes[0], planes[1], tmp, np.array(offs, np.int64),
-                wide_dw, wide_dx, pad, _phases(geo), out_size, base, chunk.n0, chunk.n1,
-                chunk.r0, chunk.r1, c0, c1,
+                bases, tuple(-c for c in cols), L, wide_dw, wide_dx, pad, _phases(geo),
+                out_size, base, chunk.n0, chunk.n1, chunk.r0, chunk.r1, c0, c1,
             )  # fmt: skip
 
         _depthwise_calls(geo, dout.dtype, call)
