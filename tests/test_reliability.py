@@ -378,6 +378,24 @@ def test_depthwise_threads_give_the_serial_results(name, rows, spoil, rng, monke
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-9, strict=True)
 
 
+def test_depthwise_thread_count_follows_the_environment(monkeypatch):
+    engine = sys.modules["convcol.conv"]
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    for numba_threads, omp_threads, expected in [
+        ("3", "2", 3),
+        (None, "2", 2),
+        ("0", "5", 5),  # not a thread count: the next setting decides
+        ("many", None, cpus),
+        (None, None, cpus),
+    ]:
+        for name, value in [("NUMBA_NUM_THREADS", numba_threads), ("OMP_NUM_THREADS", omp_threads)]:
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        assert engine._threads() == expected, (numba_threads, omp_threads)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_runs_depthwise_threads(threaded, rng):
     # The child has none of the parent's pool threads: work handed to an inherited pool
