@@ -182,12 +182,15 @@ def _budget(geo: ConvGeometry, itemsize: int, shapes: str = "") -> tuple[int, in
     return row_bytes, min(limit, max(_CHUNK_BYTES, row_bytes))
 
 
+def _budget_fits(geo: ConvGeometry, itemsize: int) -> bool:
+    """Whether one output row's workspace fits the limit (``_budget`` would not refuse)."""
+    return _chunk_bytes(geo, _Chunk(0, 1, 0, 1, False), itemsize) <= get_workspace_limit()
+
+
 def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
     """The chunks a convolution's columns are built in, each within the workspace limit."""
     rows, _ = _rows(geo)
     row_bytes, budget = _budget(geo, itemsize)
-    if _is_depthwise(geo):  # a workspace for each thread
-        budget = max(row_bytes, budget // _threads())
     sample_bytes = max(1, _chunk_bytes(geo, _Chunk(0, 1, 0, rows, True), itemsize))
     if sample_bytes <= budget:
         # A depthwise chunk's workspace is one channel's, whatever the number of samples.
@@ -370,7 +373,7 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
         x, geo = _pad(x, geo), geo.padded()
     if _is_depthwise(geo):
         return _depthwise_forward(x, w, b, geo)
-    if _swap_pays(geo):  # the output is the swapped convolution's dx
+    if _swap(geo, w):  # the output is the swapped convolution's dx
         out, _ = _backward(x, None, _swapped_weights(w, geo), _swapped(geo))
         return _add_bias(out, b, geo)  # type: ignore[arg-type]
     G = geo.groups
@@ -501,6 +504,19 @@ def _swap_pays(geo: ConvGeometry) -> bool:
     )  # fmt: skip
 
 
+def _swap(geo: ConvGeometry, w: np.ndarray) -> bool:
+    """Whether to take the swapped route for ``geo`` with weights ``w``: when it pays, when
+    every weight is finite (the two routes meet the zero padding in different products, and
+    an inf or NaN weight times a padded zero is NaN in one and absent from the other), and
+    when one row of the swapped convolution's workspace fits the limit (it may need more
+    than one of ``geo``'s, which the up-front check passed)."""
+    return (
+        _swap_pays(geo)
+        and bool(np.isfinite(w).all())
+        and _budget_fits(_swapped(geo), w.dtype.itemsize)
+    )
+
+
 def _swapped(geo: ConvGeometry) -> ConvGeometry:
     """The convolution whose forward pass is ``geo``'s dx, and whose dx ``geo``'s forward."""
     pads = tuple(
@@ -528,13 +544,13 @@ def _swapped_weights(w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
 def _gemm_backward(
     dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if want_dx and _swap(geo, w):
+        _, dw = _gemm_backward(dout, x, w, geo, False) if x is not None else (None, None)
+        return _forward(dout, _swapped_weights(w, geo), None, _swapped(geo)), dw
     G = geo.groups
     wg = _group_weights(w, geo)
     if _is_pointwise(geo):
         return _pointwise_backward(dout, x, wg, geo, want_dx)
-    if want_dx and _swap_pays(geo):
-        _, dw = _gemm_backward(dout, x, w, geo, False) if x is not None else (None, None)
-        return _forward(dout, _swapped_weights(w, geo), None, _swapped(geo)), dw
     dx = np.zeros(geo.x_shape, dout.dtype) if want_dx else None
     dwg = np.zeros(wg.shape, dout.dtype) if x is not None else None
     for chunk in _plan(geo, dout.dtype.itemsize):
@@ -656,14 +672,15 @@ def _threads() -> int:
 # work to the pool and collecting it costs some 20-50 us.
 _MIN_THREAD_WORK = 2**18
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_lock = threading.Lock()
 
 
 def _forget_pool() -> None:
     # A forked child has none of the parent's threads: a pool inherited from it would
     # queue work that nothing runs.
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -673,14 +690,17 @@ if hasattr(os, "register_at_fork"):
 def _in_threads(task: Callable[[int, int], None], units: int, threads: int) -> None:
     """``task(u0, u1)`` over ``[0, units)`` split into ``threads`` parts, one of them run
     by the calling thread; returns when all are done, raising the first error."""
-    global _pool
+    global _pool, _pool_size
     bounds = [units * i // threads for i in range(threads + 1)]
     parts = list(itertools.pairwise(bounds))
     futures = []
     if threads > 1:
         with _pool_lock:
-            if _pool is None or _pool._max_workers < threads - 1:
+            if _pool is None or _pool_size < threads - 1:  # the thread count went up
+                if _pool is not None:
+                    _pool.shutdown(wait=False)  # its queued work still runs
                 _pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="convcol")
+                _pool_size = threads - 1
             pool = _pool
         futures = [pool.submit(task, *part) for part in parts[1:]]
     try:

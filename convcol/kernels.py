@@ -60,15 +60,15 @@ def _valid_range(off, stride, n_in, n_out):
 
 @numba.njit(cache=True, inline="always")
 def _phase_runs(phases, xp, pad_w, W):
-    # SW, and each W phase's run of columns inside x, worked out once per call: rows are
-    # short (WQ is 29 for a stride-2 56-wide input), so per-row arithmetic would cost as
-    # much as a copy.
+    # Each W phase's run of columns inside x, worked out once per call: rows are short (WQ
+    # is 29 for a stride-2 56-wide input), so per-row arithmetic would cost as much as a
+    # copy.
     S = len(phases) if len(phases) > 0 else xp.shape[-4]
     WQ = xp.shape[-1]
     lo, hi = np.empty(S, np.int64), np.empty(S, np.int64)
     for q in range(S):
         lo[q], hi[q] = _valid_range(q - pad_w, S, W, WQ)
-    return S, lo, hi
+    return lo, hi
 
 
 @numba.njit(cache=True, inline="always")
@@ -125,7 +125,7 @@ def _unpad_plane(src, dst, base, pad, phases, lo, hi):
 @numba.njit(cache=True, nogil=True)
 def pad_region(x, xp, base, pad, phases):
     # xp[n, c] = the padded copy of x[n, c] (_pad_plane), for every sample and channel.
-    _, lo, hi = _phase_runs(phases, xp, pad[2], x.shape[4])
+    lo, hi = _phase_runs(phases, xp, pad[2], x.shape[4])
     for n in range(x.shape[0]):
         for c in range(x.shape[1]):
             _pad_plane(x[n, c], xp[n, c], base, pad, phases, lo, hi)
@@ -134,7 +134,7 @@ def pad_region(x, xp, base, pad, phases):
 @numba.njit(cache=True, nogil=True)
 def unpad_add(xp, dx, base, pad, phases):
     # The adjoint of pad_region.
-    _, lo, hi = _phase_runs(phases, xp, pad[2], dx.shape[4])
+    lo, hi = _phase_runs(phases, xp, pad[2], dx.shape[4])
     for n in range(dx.shape[0]):
         for c in range(dx.shape[1]):
             _unpad_plane(xp[n, c], dx[n, c], base, pad, phases, lo, hi)
@@ -157,6 +157,8 @@ def im2col(xp, cols, offs, out_size, base, r0, r1):
     plane, T, M = src.size // max(1, nb * C), offs.shape[0], cols.shape[1]
     _, OH, OW = out_size
     R = r1 - r0
+    if R <= 0:  # no rows (then OH may be 0, and r0 // OH an error)
+        return
     for n in range(nb):
         for c in range(C):
             for t in range(T):
@@ -181,6 +183,8 @@ def col2im(cols, xp, offs, out_size, base, r0, r1):
     plane, T, M = dst.size // max(1, nb * C), offs.shape[0], cols.shape[1]
     _, OH, OW = out_size
     R = r1 - r0
+    if R <= 0:
+        return
     for n in range(nb):
         for c in range(C):
             for t in range(T):
@@ -308,7 +312,7 @@ def depthwise_forward(
     C, F, J = x.shape[1], w.shape[0], len(cols)
     m = F // C
     HQ, WQ = xp.shape[4:]
-    _, lo, hi = _phase_runs(phases, xp, pad[2], x.shape[4])
+    lo, hi = _phase_runs(phases, xp, pad[2], x.shape[4])
     _, OH, OW = out_size
     src = xp.reshape(-1)
     for c in range(c0, c1):
@@ -371,7 +375,7 @@ def depthwise_backward(
     F, T, J = w.shape[0], offs.shape[0], len(back)
     m = F // xs[1]
     HQ, WQ = xp.shape[4:]
-    _, lo, hi = _phase_runs(phases, xp, pad[2], xs[4])
+    lo, hi = _phase_runs(phases, xp, pad[2], xs[4])
     _, OH, OW = out_size
     M = 0
     for t in range(T):

@@ -205,6 +205,10 @@ EDGE = [
     ("huge_stride", "conv2d", (2, 2, 6, 7), (2, 2, 2, 2), {"stride": 1000}),
     ("output_exactly_1", "conv3d", (1, 2, 3, 3, 3), (2, 2, 3, 3, 3), {}),
     ("transposed_input_1", "conv_transpose2d", (1, 2, 1, 1), (2, 3, 2, 2), {"stride": 5}),
+    # An input axis of size 0 under a transposed convolution: the kernels divided by it
+    # (found in review).
+    ("transposed_input_0x0", "conv_transpose2d", (2, 2, 0, 0), (2, 3, 3, 3), {}),
+    ("transposed_input_0_rows", "conv_transpose3d", (1, 2, 2, 0, 4), (2, 1, 2, 3, 3), {}),
 ]
 
 
@@ -241,21 +245,25 @@ NONFINITE_SPOTS = {"start": 0, "middle": None, "end": -1}
 @pytest.mark.parametrize("where", list(NONFINITE_SPOTS))
 @pytest.mark.parametrize("target", ["x", "w"])
 @pytest.mark.parametrize(
-    ("layout", "groups", "stride"),
+    ("layout", "groups", "stride", "filters"),
     [
-        ("channels_first", 1, 1),
-        ("channels_last", 1, 1),
+        ("channels_first", 1, 1, 10),
+        ("channels_last", 1, 1, 10),
         # Depthwise, where the stride-1 forward pass computes garbage columns that must
         # never meet a gradient (regression: 0 * inf in them made NaN in dw and dx).
-        ("channels_first", 10, 1),
-        ("channels_first", 10, 2),
+        ("channels_first", 10, 1, 10),
+        ("channels_first", 10, 2, 10),
+        # Fewer filters than channels, where the swapped convolution would meet the zero
+        # padding in other products than the oracle (regression, found in review).
+        ("channels_first", 1, 1, 2),
+        ("channels_first", 2, 1, 2),
     ],
 )
 def test_non_finite_values_propagate_like_the_oracle(
-    value, where, target, layout, groups, stride, rng
+    value, where, target, layout, groups, stride, filters, rng
 ):
     x = rng.standard_normal((2, 10, 6, 5))
-    w = rng.standard_normal((10, 10 // groups, 3, 3))
+    w = rng.standard_normal((filters, 10 // groups, 3, 3))
     arr = x if target == "x" else w
     flat = arr.reshape(-1)
     spot = NONFINITE_SPOTS[where]
@@ -365,11 +373,12 @@ def test_depthwise_threads_give_the_serial_results(name, rows, spoil, rng, monke
         with convcol.workspace_limit(limit if rows else convcol.get_workspace_limit()):
             return [conv(x, w, **options), *backward(dout, x, w, **options)[:2]]
 
-    # The same chunks either way (each thread's share of the limit), in one thread or three.
     engine = sys.modules["convcol.conv"]
-    monkeypatch.setattr(engine, "_threads", lambda: 3)
-    monkeypatch.setattr(engine, "_MIN_THREAD_WORK", 2**62)
+    if rows:  # chunks of a third of the limit, so that three threads' workspaces fit
+        monkeypatch.setattr(engine, "_CHUNK_BYTES", limit // 3)
+    monkeypatch.setattr(engine, "_threads", lambda: 1)
     serial = run()
+    monkeypatch.setattr(engine, "_threads", lambda: 3)
     monkeypatch.setattr(engine, "_MIN_THREAD_WORK", 1)
     for got, want in zip(run(), serial, strict=True):
         np.testing.assert_array_equal(got, want, strict=True)
@@ -578,6 +587,15 @@ class TestWorkspace:
         with convcol.workspace_limit(64):
             out = convcol.conv2d(xp, wp)
         assert_close(out, conv_nd_naive(xp, wp), np.float64, 5)
+
+    def test_the_swapped_route_is_not_taken_beyond_the_limit(self, rng):
+        # Its rows may need more workspace than the call's own, which the up-front check
+        # judged: it must fall back, not refuse (regression, found in review).
+        x, w = rng.standard_normal((1, 1, 1, 100)), rng.standard_normal((3, 1, 5, 5))
+        opts = {"padding": ((4, 4), (0, 0))}
+        with convcol.workspace_limit(30_000):  # a row needs 23200 bytes, a swapped one 72480
+            out = convcol.conv2d(x, w, **opts)
+        assert_close(out, conv_nd_naive(x, w, **opts), np.float64, 25)
 
     def test_refused_before_allocating_with_the_size_needed(self, rng):
         x = np.zeros((4, 64, 100, 100))
