@@ -161,13 +161,18 @@ def _chunk_bytes(geo: ConvGeometry, chunk: _Chunk, itemsize: int) -> int:
     return sum(_chunk_elements(geo, chunk)) * itemsize
 
 
+def _row_bytes(geo: ConvGeometry, itemsize: int) -> int:
+    """One output row's workspace, the least a chunk needs."""
+    return _chunk_bytes(geo, _Chunk(0, 1, 0, 1, False), itemsize)
+
+
 def _budget(geo: ConvGeometry, itemsize: int, shapes: str = "") -> tuple[int, int]:
     """(bytes of one output row's workspace, bytes per chunk); refuses a row over the limit.
 
     ``shapes`` names the caller's arrays in the message (``geo`` may be a transposed or
     channels-first version of them).
     """
-    row_bytes = _chunk_bytes(geo, _Chunk(0, 1, 0, 1, False), itemsize)
+    row_bytes = _row_bytes(geo, itemsize)
     limit = get_workspace_limit()
     shapes = shapes or f"x.shape={geo.x_shape}, w.shape={geo.w_shape}"
     if row_bytes > limit:
@@ -180,11 +185,6 @@ def _budget(geo: ConvGeometry, itemsize: int, shapes: str = "") -> tuple[int, in
             "variable"
         )
     return row_bytes, min(limit, max(_CHUNK_BYTES, row_bytes))
-
-
-def _budget_fits(geo: ConvGeometry, itemsize: int) -> bool:
-    """Whether one output row's workspace fits the limit (``_budget`` would not refuse)."""
-    return _chunk_bytes(geo, _Chunk(0, 1, 0, 1, False), itemsize) <= get_workspace_limit()
 
 
 def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
@@ -513,7 +513,7 @@ def _swap(geo: ConvGeometry, w: np.ndarray) -> bool:
     return (
         _swap_pays(geo)
         and bool(np.isfinite(w).all())
-        and _budget_fits(_swapped(geo), w.dtype.itemsize)
+        and _row_bytes(_swapped(geo), w.dtype.itemsize) <= get_workspace_limit()
     )
 
 
@@ -727,16 +727,16 @@ def _depthwise_calls(geo: ConvGeometry, dtype: np.dtype, call: Callable[..., Non
     ``offs`` are the taps' offsets (a tuple), ``L`` the length of the wide rows, ``tmp`` the
     wide scratch and ``planes`` two padded planes: this thread's workspace.
     """
-    for chunk in _plan(geo, dtype.itemsize):
+
+    def task(chunk: _Chunk, c0: int, c1: int) -> None:
         base, shape = _region(geo, chunk)
         offs = _tap_offset_list(geo, shape)
+        tmp, planes = _workspace(geo, chunk, dtype)  # this thread's own
+        call(chunk, base, offs, _wide_length(shape, offs), tmp, planes, c0, c1)
 
-        def task(c0: int, c1: int, chunk: _Chunk = chunk, base: Any = base,
-                 offs: Any = offs, shape: Any = shape) -> None:  # fmt: skip
-            tmp, planes = _workspace(geo, chunk, dtype)
-            call(chunk, base, offs, _wide_length(shape, offs), tmp, planes, c0, c1)
-
-        _in_threads(task, geo.channels, _depthwise_threads(geo, chunk, dtype.itemsize))
+    for chunk in _plan(geo, dtype.itemsize):
+        threads = _depthwise_threads(geo, chunk, dtype.itemsize)
+        _in_threads(functools.partial(task, chunk), geo.channels, threads)
 
 
 def _depthwise_forward(
