@@ -167,9 +167,9 @@ def peak_extra_bytes(fn: Callable[[], Any]) -> int:
 
     The thread's kept column buffer is dropped first, so that its allocation is counted.
     """
-    from . import conv
+    from . import workspace
 
-    conv._local.__dict__.clear()
+    workspace._local.__dict__.clear()
     tracemalloc.start()
     try:
         result = fn()

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from . import winograd
 from .geometry import ConvGeometry, conv_geometry, source_index, transpose_geometry
 from .validation import (
     ConvError,
@@ -39,7 +40,7 @@ from .validation import (
     parse_conv_param,
     per_axis,
 )
-from .workspace import get_workspace_limit
+from .workspace import get_workspace_limit, scratch
 
 __all__ = [
     "ConvCache",
@@ -82,9 +83,6 @@ def _size(n: int) -> str:
 # speed. Measured on the dense shapes of the benchmark suite (docs/benchmarks.md), 8 MiB
 # was best or within noise of the best of 1 to 64 MiB.
 _CHUNK_BYTES = 8 * 2**20
-# The thread's column buffer is kept between calls (page faults on a fresh buffer cost more
-# than filling it) unless it is larger than this.
-_KEEP_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -213,9 +211,6 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
     ]
 
 
-_local = threading.local()
-
-
 def _workspace(
     geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -223,12 +218,7 @@ def _workspace(
     reusable buffer."""
     n_cols, n_region = _chunk_elements(geo, chunk)
     nbytes = (n_cols + n_region) * dtype.itemsize
-    buf = getattr(_local, "buffer", None)
-    if buf is None or buf.nbytes < nbytes:
-        buf = np.empty(nbytes, np.uint8)
-        if nbytes <= _KEEP_BYTES:
-            _local.buffer = buf
-    flat = buf[:nbytes].view(dtype)
+    flat = scratch(nbytes).view(dtype)
     taps, positions = geo.channels * geo.window, chunk.columns * _rows(geo)[1]
     if geo.channels_last:
         return flat.reshape(positions, taps), None
@@ -373,6 +363,10 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
         x, geo = _pad(x, geo), geo.padded()
     if _is_depthwise(geo):
         return _depthwise_forward(x, w, b, geo)
+    if winograd.chunk_samples(geo, x.dtype):
+        out = winograd.forward(x, w, b, geo)
+        if out is not None:  # else not all finite: im2col, exact as the oracle
+            return out
     if _swap(geo, w):  # the output is the swapped convolution's dx
         out, _ = _backward(x, None, _swapped_weights(w, geo), _swapped(geo))
         return _add_bias(out, b, geo)  # type: ignore[arg-type]
@@ -491,17 +485,23 @@ def _backward(
 _SWAP_SAVING = 0.75
 
 
-def _swap_pays(geo: ConvGeometry) -> bool:
-    """Whether ``geo``'s forward pass (and its dx) costs less through ``_swapped(geo)``."""
+def _swappable(geo: ConvGeometry) -> bool:
+    """Whether ``_swapped(geo)`` exists: stride 1, no pad beyond the kernel's reach."""
     return (
         not geo.channels_last
         and set(geo.stride) == {1}
         and all(lo <= d * (k - 1) and hi <= d * (k - 1)
                 for (lo, hi), k, d in zip(geo.pads, geo.kernel, geo.dilation, strict=True))
         and not _is_pointwise(geo)
-        and geo.filters * geo.window * math.prod(geo.in_size)
-        < _SWAP_SAVING * geo.channels * geo.window * math.prod(geo.out_size)
     )  # fmt: skip
+
+
+def _swap_pays(geo: ConvGeometry) -> bool:
+    """Whether ``geo``'s forward pass (and its dx) costs less through ``_swapped(geo)``."""
+    return _swappable(geo) and (
+        geo.filters * geo.window * math.prod(geo.in_size)
+        < _SWAP_SAVING * geo.channels * geo.window * math.prod(geo.out_size)
+    )
 
 
 def _swap(geo: ConvGeometry, w: np.ndarray) -> bool:
@@ -515,6 +515,16 @@ def _swap(geo: ConvGeometry, w: np.ndarray) -> bool:
         and bool(np.isfinite(w).all())
         and _row_bytes(_swapped(geo), w.dtype.itemsize) <= get_workspace_limit()
     )
+
+
+def _winograd_dx(dout: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray | None:
+    """dx as the swapped convolution's forward pass by Winograd, or None where that route
+    does not apply (then also for a weight that is not finite, as in ``_swap``)."""
+    if not (_swappable(geo) and winograd.chunk_samples(_swapped(geo), w.dtype)):
+        return None
+    if not np.isfinite(w).all():
+        return None
+    return winograd.forward(dout, _swapped_weights(w, geo), None, _swapped(geo))
 
 
 def _swapped(geo: ConvGeometry) -> ConvGeometry:
@@ -544,9 +554,12 @@ def _swapped_weights(w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
 def _gemm_backward(
     dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    if want_dx and _swap(geo, w):
+    dx = _winograd_dx(dout, w, geo) if want_dx else None
+    if dx is None and want_dx and _swap(geo, w):
+        dx = _forward(dout, _swapped_weights(w, geo), None, _swapped(geo))
+    if dx is not None:
         _, dw = _gemm_backward(dout, x, w, geo, False) if x is not None else (None, None)
-        return _forward(dout, _swapped_weights(w, geo), None, _swapped(geo)), dw
+        return dx, dw
     G = geo.groups
     wg = _group_weights(w, geo)
     if _is_pointwise(geo):

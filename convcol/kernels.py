@@ -422,3 +422,91 @@ def depthwise_backward(
                             oh, od = 0, od + 1
             if want_dx:
                 _unpad_plane(dxp, dx[n, c], base, pad, phases, lo, hi)
+
+
+# Winograd's F(4x4, 3x3) (convcol/winograd.py): each 6x6 tile of the padded input, 4
+# apart, becomes V = B^T d B, and each 6x6 block of products M becomes the tile's 4x4
+# outputs A^T M A. Both transforms go in two passes: along the rows first, whole padded rows
+# at a time (contiguous, vectorised), then along the columns of the result, tile by tile.
+# The constants are the rows of B^T and A^T (Lavin and Gray, 2015, with points 0, +-1, +-2).
+
+
+@numba.njit(cache=True, nogil=True)
+def winograd_input(xp, V):
+    # xp (nb, C, 4 * TH + 2, 4 * TW + 2), a padded input; V (36, C, nb * TH * TW): component
+    # (i, j) of tile (n, ty, tx) of channel c is V[6 * i + j, c, (n * TH + ty) * TW + tx].
+    nb, C, HP, WP = xp.shape
+    TH, TW = (HP - 2) // 4, (WP - 2) // 4
+    e = np.empty((6, WP), xp.dtype)
+    for c in range(C):
+        for n in range(nb):
+            for ty in range(TH):
+                r0, r1, r2 = xp[n, c, 4 * ty], xp[n, c, 4 * ty + 1], xp[n, c, 4 * ty + 2]
+                r3, r4, r5 = xp[n, c, 4 * ty + 3], xp[n, c, 4 * ty + 4], xp[n, c, 4 * ty + 5]
+                for j in range(WP):
+                    e[0, j] = 4 * r0[j] - 5 * r2[j] + r4[j]
+                    e[1, j] = r3[j] + r4[j] - 4 * (r1[j] + r2[j])
+                    e[2, j] = 4 * (r1[j] - r2[j]) - r3[j] + r4[j]
+                    e[3, j] = 2 * (r3[j] - r1[j]) - r2[j] + r4[j]
+                    e[4, j] = 2 * (r1[j] - r3[j]) - r2[j] + r4[j]
+                    e[5, j] = 4 * r1[j] - 5 * r3[j] + r5[j]
+                t0 = (n * TH + ty) * TW
+                for i in range(6):
+                    a = e[i]
+                    v0, v1, v2 = V[6 * i, c], V[6 * i + 1, c], V[6 * i + 2, c]
+                    v3, v4, v5 = V[6 * i + 3, c], V[6 * i + 4, c], V[6 * i + 5, c]
+                    for tx in range(TW):
+                        j, t = np.uint64(4 * tx), np.uint64(t0 + tx)
+                        d0, d1, d2, d3 = a[j], a[j + 1], a[j + 2], a[j + 3]
+                        d4, d5 = a[j + 4], a[j + 5]
+                        v0[t] = 4 * d0 - 5 * d2 + d4
+                        v1[t] = d3 + d4 - 4 * (d1 + d2)
+                        v2[t] = 4 * (d1 - d2) - d3 + d4
+                        v3[t] = 2 * (d3 - d1) - d2 + d4
+                        v4[t] = 2 * (d1 - d3) - d2 + d4
+                        v5[t] = 4 * d1 - 5 * d3 + d5
+
+
+@numba.njit(cache=True, nogil=True)
+def winograd_output(M, out, b):
+    # M (36, F, nb * TH * TW), laid out as V; out (nb, F, OH, OW), written whole (tiles
+    # past the edge are cut); b (F,) the bias, or empty for none.
+    nb, F, OH, OW = out.shape
+    TH, TW = (OH + 3) // 4, (OW + 3) // 4
+    full = OW // 4
+    s = np.empty((4, 6, TW), M.dtype)
+    for f in range(F):
+        bf = b[f] if b.shape[0] > 0 else M.dtype.type(0)
+        for n in range(nb):
+            for ty in range(TH):
+                t0 = (n * TH + ty) * TW
+                for j in range(6):
+                    m0, m1, m2 = M[j, f], M[6 + j, f], M[12 + j, f]
+                    m3, m4, m5 = M[18 + j, f], M[24 + j, f], M[30 + j, f]
+                    s0, s1, s2, s3 = s[0, j], s[1, j], s[2, j], s[3, j]
+                    for tx in range(TW):
+                        t = np.uint64(t0 + tx)
+                        a1, a2 = m1[t] + m2[t], m1[t] - m2[t]
+                        a3, a4 = m3[t] + m4[t], m3[t] - m4[t]
+                        s0[tx] = m0[t] + a1 + a3
+                        s1[tx] = a2 + 2 * a4
+                        s2[tx] = a1 + 4 * a3
+                        s3[tx] = a2 + 8 * a4 + m5[t]
+                for r in range(min(4, OH - 4 * ty)):
+                    o = out[n, f, 4 * ty + r]
+                    q0, q1, q2, q3, q4, q5 = s[r, 0], s[r, 1], s[r, 2], s[r, 3], s[r, 4], s[r, 5]
+                    for tx in range(TW):
+                        u = np.uint64(tx)
+                        a1, a2 = q1[u] + q2[u], q1[u] - q2[u]
+                        a3, a4 = q3[u] + q4[u], q3[u] - q4[u]
+                        y0, y1 = q0[u] + a1 + a3 + bf, a2 + 2 * a4 + bf
+                        y2, y3 = a1 + 4 * a3 + bf, a2 + 8 * a4 + q5[u] + bf
+                        j = np.uint64(4 * tx)
+                        if tx < full:
+                            o[j], o[j + 1], o[j + 2], o[j + 3] = y0, y1, y2, y3
+                        else:  # the last tile, past the edge: its first OW % 4 columns
+                            o[j] = y0
+                            if j + 1 < OW:
+                                o[j + 1] = y1
+                            if j + 2 < OW:
+                                o[j + 2] = y2

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextvars
 import os
+import threading
+
+import numpy as np
 
 from .validation import ConvError, as_int
 
@@ -102,3 +105,19 @@ class workspace_limit:  # a context manager, named like the function it acts as
 
     def __exit__(self, *exc: object) -> None:
         _limit.reset(self._tokens.pop())
+
+
+# Each thread keeps its scratch buffer between calls (page faults on a fresh buffer cost
+# more than filling it) unless it is larger than this.
+_KEEP_BYTES = 64 * 2**20
+_local = threading.local()
+
+
+def scratch(nbytes: int) -> np.ndarray:
+    """The first ``nbytes`` of this thread's scratch buffer (uint8; contents undefined)."""
+    buf = getattr(_local, "buffer", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = np.empty(nbytes, np.uint8)
+        if nbytes <= _KEEP_BYTES:
+            _local.buffer = buf
+    return buf[:nbytes]

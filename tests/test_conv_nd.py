@@ -453,13 +453,15 @@ def test_1d_padding_pair_is_before_and_after(rng):
 def test_the_swapped_convolution_is_taken_when_it_pays(name, rng, monkeypatch):
     # The named cases above check the numbers; this checks they test the path they name.
     _, kind, x_shape, w_shape, options = next(c for c in CASES if c[0] == name)
-    calls = []
-    swapped = conv._swapped
-    monkeypatch.setattr(conv, "_swapped", lambda geo: calls.append(geo) or swapped(geo))
+    calls = []  # the geometries whose swapped convolution ran (it needs swapped weights)
+    weights = conv._swapped_weights
+    monkeypatch.setattr(
+        conv, "_swapped_weights", lambda w, geo: calls.append(geo) or weights(w, geo)
+    )
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     fwd, bwd = fast_functions(kind, len(x_shape) - 2)
     out = fwd(x, w, **options)
     bwd(np.ones_like(out), x, w, **options)
     assert bool(calls) == name.endswith("swapped"), calls
     # Never both ways: the swapped convolution of a swapped one is not swapped again.
-    assert all(not conv._swap_pays(swapped(g)) for g in calls)
+    assert all(not conv._swap_pays(conv._swapped(g)) for g in calls)

@@ -1,0 +1,202 @@
+"""Winograd's F(4x4, 3x3) route (convcol.winograd) against the oracle."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from oracle_cases import CASES
+from test_conv import check_against_oracle
+
+import convcol
+from convcol import winograd
+from convcol.bench import SHAPES
+from convcol.geometry import conv_geometry
+from convcol.naive import (
+    conv_nd_backward_naive,
+    conv_nd_naive,
+    conv_transpose_nd_backward_naive,
+    conv_transpose_nd_naive,
+)
+
+
+@pytest.fixture
+def taken(monkeypatch):
+    """Every float64 3x3 stride-1 convolution takes the route, however small. Returns the
+    list of its calls: True for each that gave the result, False for each that gave it back
+    (an output not all finite)."""
+    monkeypatch.setattr(winograd, "_MIN_TILES", 0)
+    monkeypatch.setattr(winograd, "_MIN_CHANNELS", 1)
+    calls: list[bool] = []
+    forward = winograd.forward
+
+    def spy(*args):
+        out = forward(*args)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(winograd, "forward", spy)
+    return calls
+
+
+def _eligible(case) -> bool:
+    """A 3x3 convolution at stride 1, no dilation, no groups: the route takes it."""
+    p = case.conv_param
+    return (
+        case.w[2:] == (3, 3)
+        and np.all(np.ravel(p.get("stride", 1)) == 1)
+        and np.all(np.ravel(p.get("dilation", 1)) == 1)
+        and p.get("groups", 1) == 1
+        and min(case.x[0], case.x[1], case.w[0]) > 0
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_named_cases_match_oracle(case, taken, rng):
+    x = rng.standard_normal(case.x)
+    w = rng.standard_normal(case.w)
+    b = rng.standard_normal(case.w[0]) if case.bias else None
+    check_against_oracle(x, w, b, case.conv_param, np.float64, rng)
+    # The forward pass, and dx where the swapped convolution exists (no pad beyond 2).
+    assert (bool(taken) and all(taken)) if _eligible(case) else not taken, taken
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "x_shape", "w_shape", "options"),
+    [
+        ("conv2d_same", "conv", (2, 5, 9, 6), (4, 5, 3, 3), {"padding": "same"}),
+        ("conv2d_reflect", "conv", (2, 3, 7, 9), (4, 3, 3, 3),
+         {"padding": 2, "padding_mode": "reflect"}),
+        ("conv2d_pad_beyond_reach", "conv", (1, 3, 5, 5), (2, 3, 3, 3), {"padding": 3}),
+        ("transpose2d", "transpose", (2, 4, 6, 7), (4, 3, 3, 3), {"padding": 1}),
+        ("transpose2d_no_pad", "transpose", (2, 4, 5, 3), (4, 6, 3, 3), {}),
+    ],
+)  # fmt: skip
+def test_other_calls_match_oracle(name, kind, x_shape, w_shape, options, taken, rng):
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[1 if kind == "transpose" else 0])
+    if kind == "conv":
+        fwd, bwd = convcol.conv2d, convcol.conv2d_backward
+        ref_fwd, ref_bwd = conv_nd_naive, conv_nd_backward_naive
+    else:
+        fwd, bwd = convcol.conv_transpose2d, convcol.conv_transpose2d_backward
+        ref_fwd, ref_bwd = conv_transpose_nd_naive, conv_transpose_nd_backward_naive
+    out = fwd(x, w, b, **options)
+    np.testing.assert_allclose(
+        out, ref_fwd(x, w, b, **options), rtol=1e-10, atol=1e-10, strict=True
+    )
+    dout = rng.standard_normal(out.shape)
+    for got, ref in zip(bwd(dout, x, w, **options), ref_bwd(dout, x, w, **options), strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10, strict=True)
+    assert taken and all(taken), taken
+
+
+def _limit(geo_args, samples: int) -> int:
+    """A workspace limit that holds the transformed weights and ``samples`` samples."""
+    geo = conv_geometry(*geo_args, None, 2, padding=1)
+    weights = 36 * geo.filters * geo.channels * 8
+    return weights + samples * sum(winograd._sample_elements(geo)) * 8
+
+
+def test_chunks_of_samples_match_oracle(taken, rng):
+    x, w = rng.standard_normal((5, 3, 10, 7)), rng.standard_normal((4, 3, 3, 3))
+    limit = _limit((x.shape, w.shape), 2)
+    with convcol.workspace_limit(limit):
+        geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
+        assert winograd.chunk_samples(geo, np.dtype(np.float64)) == 2  # chunks 2, 2, 1
+        check_against_oracle(x, w, None, {"pad": 1}, np.float64, rng, api="conv2d")
+    assert taken == [True, True]
+
+
+def test_a_limit_too_small_for_one_sample_takes_im2col(taken, rng):
+    x, w = rng.standard_normal((2, 3, 10, 7)), rng.standard_normal((4, 3, 3, 3))
+    with convcol.workspace_limit(_limit((x.shape, w.shape), 1) - 1):
+        check_against_oracle(x, w, None, {"pad": 1}, np.float64, rng, api="conv2d")
+    assert taken == []
+
+
+def test_peak_memory_stays_under_limit(taken, rng):
+    # As TestWorkspace in test_reliability.py: beyond the limit, only the arrays returned
+    # or kept (output, gradients, converted inputs, the swapped weights).
+    x, w = rng.standard_normal((16, 8, 20, 20)), rng.standard_normal((8, 8, 3, 3))
+    dout = rng.standard_normal((16, 8, 20, 20))
+    limit = _limit((x.shape, w.shape), 3)
+    with convcol.workspace_limit(limit):
+        convcol.conv2d_backward(dout, x, w, padding=1)  # compile outside the measurement
+        for call, results in [
+            (lambda: convcol.conv2d(x, w, padding=1), x.nbytes),
+            (
+                lambda: convcol.conv2d_backward(dout, x, w, padding=1),
+                x.nbytes + 2 * w.nbytes + 2 * dout.nbytes,
+            ),
+        ]:
+            tracemalloc.start()
+            call()
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            assert peak <= limit + results + 64 * 2**10, (peak, limit, results)
+    assert taken and all(taken)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "w_shape", "options"),
+    [
+        (np.float32, (16, 16, 3, 3), {"padding": 1}),
+        (np.float64, (16, 16, 3, 3), {"stride": 2, "padding": 1}),
+        (np.float64, (16, 16, 3, 3), {"dilation": 2, "padding": 2}),
+        (np.float64, (16, 8, 3, 3), {"groups": 2, "padding": 1}),
+        (np.float64, (16, 16, 5, 5), {"padding": 2}),
+        (np.float64, (16, 16, 3, 1), {"padding": 1}),
+        (np.float64, (16, 16, 3, 3), {"padding": 1, "data_format": "channels_last"}),
+    ],
+)
+def test_other_convolutions_stay_on_im2col(dtype, w_shape, options):
+    x_shape = (4, 32, 32, 16) if "data_format" in options else (4, 16, 32, 32)
+    geo = conv_geometry(x_shape, w_shape, None, 2, **options)
+    assert winograd.chunk_samples(geo, np.dtype(dtype)) == 0
+
+
+def test_the_route_is_taken_where_it_pays():
+    # Measured (winograd.py): the 64-channel 3x3 layers gain, vgg_7x7_512 (32 tiles) loses.
+    taken = {
+        s.name
+        for s in SHAPES
+        for geo in [
+            conv_geometry(
+                (s.n, s.c, s.h, s.w),
+                (s.f, s.c // s.groups, *s.kernel),
+                None,
+                2,
+                **s.options(),
+            )
+        ]
+        if winograd.chunk_samples(geo, np.dtype(np.float64))
+    }
+    assert taken == {"cifar_3x3", "r50_res2a_3x3", "vgg_conv1_2"}
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("target", ["x", "w", "dout"])
+@pytest.mark.parametrize("spot", [0, 37, -1])
+def test_non_finite_values_propagate_like_the_oracle(value, target, spot, taken, rng):
+    # A tile mixes its 36 inputs, so an inf gives NaN next to it where the oracle has inf
+    # or a finite value: the route must give such a call back to im2col.
+    x, w = rng.standard_normal((2, 4, 9, 10)), rng.standard_normal((5, 4, 3, 3))
+    dout = rng.standard_normal((2, 5, 9, 10))
+    {"x": x, "w": w, "dout": dout}[target].reshape(-1)[spot] = value
+    ref = conv_nd_naive(x, w, padding=1)
+    np.testing.assert_allclose(
+        convcol.conv2d(x, w, padding=1), ref, rtol=1e-10, atol=1e-10, strict=True
+    )
+    for got, e in zip(
+        convcol.conv2d_backward(dout, x, w, padding=1),
+        conv_nd_backward_naive(dout, x, w, padding=1),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, e, rtol=1e-10, atol=1e-9, strict=True)
+    # The forward pass gave back its call when x or w was spoiled; dx was not tried with
+    # a spoiled w, and gave back its call with a spoiled dout.
+    expected = {"x": [False, True], "w": [False], "dout": [True, False]}[target]
+    assert taken == expected, taken
