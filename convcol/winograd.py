@@ -48,10 +48,11 @@ _G = np.array(
 )
 _GG = np.kron(_G, _G)  # (36, 9)
 
-# Where the route pays, measured on float64 (docs/benchmarks.md): the 3x3 layers of the
-# benchmark suite with 64 channels ran in 0.64-0.76 of im2col's time, while vgg_7x7_512
-# (8 samples of 7x7: 32 tiles) ran 4x slower, its weight transform alone as long as im2col's
-# whole forward pass. Thin GEMMs (few channels or filters) run far below the BLAS's speed.
+# Where the route pays, measured in float64 (docs/design.md): the 3x3 layers of the
+# benchmark suite with 64 channels ran in 0.4-0.7 of im2col's time, while vgg_7x7_512 (8
+# samples of 7x7: 32 tiles) ran 2x slower (54.5 against 26.7 ms), the transform of its
+# 512 x 512 weights alone taking 10.7 ms. Thin GEMMs (few channels or filters) run far below
+# the BLAS's speed.
 _MIN_TILES = 128
 _MIN_CHANNELS = 16
 # Chunks of samples of about this size: the GEMMs want many tiles, the transforms want their
