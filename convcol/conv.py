@@ -363,7 +363,7 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
         x, geo = _pad(x, geo), geo.padded()
     if _is_depthwise(geo):
         return _depthwise_forward(x, w, b, geo)
-    if winograd.chunk_samples(geo, x.dtype):
+    if winograd.plan(geo, x.dtype):
         out = winograd.forward(x, w, b, geo)
         if out is not None:  # else not all finite: im2col, exact as the oracle
             return out
@@ -520,7 +520,7 @@ def _swap(geo: ConvGeometry, w: np.ndarray) -> bool:
 def _winograd_dx(dout: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray | None:
     """dx as the swapped convolution's forward pass by Winograd, or None where that route
     does not apply (then also for a weight that is not finite, as in ``_swap``)."""
-    if not (_swappable(geo) and winograd.chunk_samples(_swapped(geo), w.dtype)):
+    if not (_swappable(geo) and winograd.plan(_swapped(geo), w.dtype)):
         return None
     if not np.isfinite(w).all():
         return None

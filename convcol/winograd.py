@@ -28,8 +28,6 @@ propagates them as the oracle does.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .geometry import ConvGeometry
@@ -66,19 +64,29 @@ def _tiles(geo: ConvGeometry) -> tuple[int, int]:
     return -(-oh // 4), -(-ow // 4)
 
 
-def _sample_elements(geo: ConvGeometry) -> tuple[int, int, int]:
-    """One sample's padded input, transformed input and products, in elements."""
-    th, tw = _tiles(geo)
+def _elements(geo: ConvGeometry, samples: int, rows: int) -> tuple[int, int, int]:
+    """A chunk's padded input, transformed input and products, in elements: ``rows`` rows
+    of tiles of each of ``samples`` samples."""
+    tw = _tiles(geo)[1]
+    tiles = samples * rows * tw
     return (
-        geo.channels * (4 * th + 2) * (4 * tw + 2),
-        36 * geo.channels * th * tw,
-        36 * geo.filters * th * tw,
+        samples * geo.channels * (4 * rows + 2) * (4 * tw + 2),
+        36 * geo.channels * tiles,
+        36 * geo.filters * tiles,
     )
 
 
-def chunk_samples(geo: ConvGeometry, dtype: np.dtype) -> int:
-    """Samples per chunk on this route, or 0 where it does not apply or would not pay."""
+def plan(geo: ConvGeometry, dtype: np.dtype) -> list[tuple[int, int, int, int]]:
+    """The chunks ``(n0, n1, t0, t1)`` of this route, samples ``n0:n1`` and rows of tiles
+    ``t0:t1`` of each, within the workspace limit; empty where the route does not apply or
+    would not pay.
+
+    Whole samples, as many as fit 16 MiB with the transformed weights; else runs of tile
+    rows of one sample, as im2col's row chunks (a 224 x 224 sample with 64 channels needs
+    142 MB).
+    """
     kernel, stride, *_ = geo.kernel_args()
+    th, tw = _tiles(geo)
     if not (
         dtype == np.float64
         and geo.nd == 2
@@ -89,47 +97,60 @@ def chunk_samples(geo: ConvGeometry, dtype: np.dtype) -> int:
         and stride == (1, 1, 1)
         and geo.dilation == (1, 1)
         and min(geo.channels, geo.filters) >= _MIN_CHANNELS
-        and geo.batch * math.prod(_tiles(geo)) >= _MIN_TILES
+        and geo.batch * th * tw >= max(1, _MIN_TILES)  # and not empty
     ):
-        return 0
-    weights = 36 * geo.filters * geo.channels * dtype.itemsize
-    sample = sum(_sample_elements(geo)) * dtype.itemsize
-    room = get_workspace_limit() - weights
-    if sample > room:
-        return 0
-    return min(geo.batch, room // sample, max(1, (_CHUNK_BYTES - weights) // sample))
+        return []
+    size = dtype.itemsize
+    weights = 36 * geo.filters * geo.channels * size
+    row = sum(_elements(geo, 1, 1)) * size
+    limit = get_workspace_limit()
+    if weights + row > limit:
+        return []
+    budget = min(limit, max(_CHUNK_BYTES, weights + row)) - weights
+    sample = sum(_elements(geo, 1, th)) * size
+    if sample <= budget:
+        step = min(geo.batch, budget // sample)
+        return [(n0, min(n0 + step, geo.batch), 0, th) for n0 in range(0, geo.batch, step)]
+    # A run of R tile rows takes row + (R - 1) * more bytes (two rows of padding are shared).
+    more = sum(_elements(geo, 1, 2)) * size - row
+    step = min(th, 1 + (budget - row) // more)
+    return [
+        (n, n + 1, t0, min(t0 + step, th)) for n in range(geo.batch) for t0 in range(0, th, step)
+    ]
 
 
 def forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry
 ) -> np.ndarray | None:
     """The convolution of ``x`` (N, C, H, W) by ``w`` (F, C, 3, 3), plus ``b``, or None if
-    its output is not all finite (the caller then takes im2col). ``geo`` must have
-    ``chunk_samples(geo, x.dtype) > 0``; the arrays are C-contiguous float64."""
+    its output is not all finite (the caller then takes im2col). ``plan(geo, x.dtype)``
+    must not be empty; the arrays are C-contiguous float64."""
     from . import kernels
 
-    nb = chunk_samples(geo, x.dtype)
+    chunks = plan(geo, x.dtype)
     F, C = geo.filters, geo.channels
     H, W = geo.in_size
-    th, tw = _tiles(geo)
+    wp = 4 * _tiles(geo)[1] + 2
     pad = geo.kernel_args()[2]
-    n_xp, n_v, n_m = (nb * e for e in _sample_elements(geo))
+    n0, n1, t0, t1 = chunks[0]  # the largest
+    n_xp, n_v, n_m = _elements(geo, n1 - n0, t1 - t0)
     n_u = 36 * F * C
     buf = scratch((n_u + n_xp + n_v + n_m) * x.itemsize).view(x.dtype)
     u, buf = buf[:n_u].reshape(36, F, C), buf[n_u:]
     np.matmul(_GG, w.reshape(F * C, 9).T, out=u.reshape(36, F * C))
     bias = np.empty(0, x.dtype) if b is None else b
     out = np.empty(geo.out_shape, x.dtype)
-    for n0 in range(0, geo.batch, nb):
-        n1 = min(n0 + nb, geo.batch)
-        m, tiles = n1 - n0, (n1 - n0) * th * tw
-        xp = buf[: m * n_xp // nb].reshape(m, C, 1, 1, 1, 1, 4 * th + 2, 4 * tw + 2)
-        v = buf[n_xp : n_xp + 36 * C * tiles].reshape(36, C, tiles)
-        prod = buf[n_xp + n_v : n_xp + n_v + 36 * F * tiles].reshape(36, F, tiles)
-        kernels.pad_region(x[n0:n1].reshape(m, C, 1, H, W), xp, (0, 0), pad, (0,))
-        kernels.winograd_input(xp.reshape(m, C, 4 * th + 2, 4 * tw + 2), v)
+    for n0, n1, t0, t1 in chunks:
+        m, hp = n1 - n0, 4 * (t1 - t0) + 2
+        e_xp, e_v, e_m = _elements(geo, m, t1 - t0)
+        xp = buf[:e_xp].reshape(m, C, 1, 1, 1, 1, hp, wp)
+        v = buf[n_xp : n_xp + e_v].reshape(36, C, -1)
+        prod = buf[n_xp + n_v : n_xp + n_v + e_m].reshape(36, F, -1)
+        kernels.pad_region(x[n0:n1].reshape(m, C, 1, H, W), xp, (0, 4 * t0), pad, (0,))
+        kernels.winograd_input(xp.reshape(m, C, hp, wp), v)
         np.matmul(u, v, out=prod)
-        kernels.winograd_output(prod, out[n0:n1], bias)
-        if not np.isfinite(out[n0:n1]).all():
+        block = out[n0:n1, :, 4 * t0 : 4 * t1]
+        kernels.winograd_output(prod, block, bias)
+        if not np.isfinite(block).all():
             return None
     return out

@@ -92,26 +92,44 @@ def test_other_calls_match_oracle(name, kind, x_shape, w_shape, options, taken, 
     assert taken and all(taken), taken
 
 
-def _limit(geo_args, samples: int) -> int:
-    """A workspace limit that holds the transformed weights and ``samples`` samples."""
+def _limit(geo_args, samples: int, rows: int) -> int:
+    """A workspace limit that holds the transformed weights and ``rows`` rows of tiles of
+    ``samples`` samples."""
     geo = conv_geometry(*geo_args, None, 2, padding=1)
     weights = 36 * geo.filters * geo.channels * 8
-    return weights + samples * sum(winograd._sample_elements(geo)) * 8
+    return weights + sum(winograd._elements(geo, samples, rows)) * 8
 
 
 def test_chunks_of_samples_match_oracle(taken, rng):
     x, w = rng.standard_normal((5, 3, 10, 7)), rng.standard_normal((4, 3, 3, 3))
-    limit = _limit((x.shape, w.shape), 2)
-    with convcol.workspace_limit(limit):
-        geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
-        assert winograd.chunk_samples(geo, np.dtype(np.float64)) == 2  # chunks 2, 2, 1
+    geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
+    with convcol.workspace_limit(_limit((x.shape, w.shape), 2, 3)):
+        assert winograd.plan(geo, np.dtype(np.float64)) == [
+            (0, 2, 0, 3),
+            (2, 4, 0, 3),
+            (4, 5, 0, 3),
+        ]
         check_against_oracle(x, w, None, {"pad": 1}, np.float64, rng, api="conv2d")
     assert taken == [True, True]
 
 
-def test_a_limit_too_small_for_one_sample_takes_im2col(taken, rng):
+@pytest.mark.parametrize("rows", [1, 2, 4])
+def test_chunks_of_tile_rows_match_oracle(rows, taken, rng):
+    # 17 output rows: 5 rows of tiles, the last with one output row. As many filters as
+    # channels, so that dx (the swapped convolution) has the same chunks.
+    x, w = rng.standard_normal((2, 4, 17, 9)), rng.standard_normal((4, 4, 3, 3))
+    geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
+    with convcol.workspace_limit(_limit((x.shape, w.shape), 1, rows)):
+        chunks = winograd.plan(geo, np.dtype(np.float64))
+        starts = range(0, 5, rows)
+        assert chunks == [(n, n + 1, t, min(t + rows, 5)) for n in range(2) for t in starts]
+        check_against_oracle(x, w, rng.standard_normal(4), {"pad": 1}, np.float64, rng, "conv2d")
+    assert taken == [True, True]
+
+
+def test_a_limit_too_small_for_one_row_of_tiles_takes_im2col(taken, rng):
     x, w = rng.standard_normal((2, 3, 10, 7)), rng.standard_normal((4, 3, 3, 3))
-    with convcol.workspace_limit(_limit((x.shape, w.shape), 1) - 1):
+    with convcol.workspace_limit(_limit((x.shape, w.shape), 1, 1) - 1):
         check_against_oracle(x, w, None, {"pad": 1}, np.float64, rng, api="conv2d")
     assert taken == []
 
@@ -121,7 +139,7 @@ def test_peak_memory_stays_under_limit(taken, rng):
     # or kept (output, gradients, converted inputs, the swapped weights).
     x, w = rng.standard_normal((16, 8, 20, 20)), rng.standard_normal((8, 8, 3, 3))
     dout = rng.standard_normal((16, 8, 20, 20))
-    limit = _limit((x.shape, w.shape), 3)
+    limit = _limit((x.shape, w.shape), 3, 5)
     with convcol.workspace_limit(limit):
         convcol.conv2d_backward(dout, x, w, padding=1)  # compile outside the measurement
         for call, results in [
@@ -154,7 +172,7 @@ def test_peak_memory_stays_under_limit(taken, rng):
 def test_other_convolutions_stay_on_im2col(dtype, w_shape, options):
     x_shape = (4, 32, 32, 16) if "data_format" in options else (4, 16, 32, 32)
     geo = conv_geometry(x_shape, w_shape, None, 2, **options)
-    assert winograd.chunk_samples(geo, np.dtype(dtype)) == 0
+    assert winograd.plan(geo, np.dtype(dtype)) == []
 
 
 def test_the_route_is_taken_where_it_pays():
@@ -171,7 +189,7 @@ def test_the_route_is_taken_where_it_pays():
                 **s.options(),
             )
         ]
-        if winograd.chunk_samples(geo, np.dtype(np.float64))
+        if winograd.plan(geo, np.dtype(np.float64))
     }
     assert taken == {"cifar_3x3", "r50_res2a_3x3", "vgg_conv1_2"}
 
