@@ -363,11 +363,13 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
         x, geo = _pad(x, geo), geo.padded()
     if _is_depthwise(geo):
         return _depthwise_forward(x, w, b, geo)
-    if winograd.plan(geo, x.dtype):
-        out = winograd.forward(x, w, b, geo)
-        if out is not None:  # else not all finite: im2col, exact as the oracle
-            return out
-    if _swap(geo, w):  # the output is the swapped convolution's dx
+    chunks = winograd.plan(geo, x.dtype)
+    out = winograd.forward(x, w, b, geo, chunks) if chunks else None
+    if out is not None:
+        return out
+    # (A call Winograd gave back has an inf or NaN: straight to im2col, exact as the oracle,
+    # rather than through the swapped convolution, which would try Winograd once more.)
+    if not chunks and _swap(geo, w):  # the output is the swapped convolution's dx
         out, _ = _backward(x, None, _swapped_weights(w, geo), _swapped(geo))
         return _add_bias(out, b, geo)  # type: ignore[arg-type]
     G = geo.groups
@@ -520,11 +522,11 @@ def _swap(geo: ConvGeometry, w: np.ndarray) -> bool:
 def _winograd_dx(dout: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray | None:
     """dx as the swapped convolution's forward pass by Winograd, or None where that route
     does not apply (then also for a weight that is not finite, as in ``_swap``)."""
-    if not (_swappable(geo) and winograd.plan(_swapped(geo), w.dtype)):
+    # The route checks its own workspace, so no _row_bytes check as in _swap.
+    chunks = winograd.plan(_swapped(geo), w.dtype) if _swappable(geo) else []
+    if not chunks or not np.isfinite(w).all():
         return None
-    if not np.isfinite(w).all():
-        return None
-    return winograd.forward(dout, _swapped_weights(w, geo), None, _swapped(geo))
+    return winograd.forward(dout, _swapped_weights(w, geo), None, _swapped(geo), chunks)
 
 
 def _swapped(geo: ConvGeometry) -> ConvGeometry:

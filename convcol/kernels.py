@@ -495,18 +495,17 @@ def winograd_output(M, out, b):
                 for r in range(min(4, OH - 4 * ty)):
                     o = out[n, f, 4 * ty + r]
                     q0, q1, q2, q3, q4, q5 = s[r, 0], s[r, 1], s[r, 2], s[r, 3], s[r, 4], s[r, 5]
-                    for tx in range(TW):
+                    for tx in range(full):
                         u = np.uint64(tx)
                         a1, a2 = q1[u] + q2[u], q1[u] - q2[u]
                         a3, a4 = q3[u] + q4[u], q3[u] - q4[u]
                         y0, y1 = q0[u] + a1 + a3 + bf, a2 + 2 * a4 + bf
                         y2, y3 = a1 + 4 * a3 + bf, a2 + 8 * a4 + q5[u] + bf
                         j = np.uint64(4 * tx)
-                        if tx < full:
-                            o[j], o[j + 1], o[j + 2], o[j + 3] = y0, y1, y2, y3
-                        else:  # the last tile, past the edge: its first OW % 4 columns
-                            o[j] = y0
-                            if j + 1 < OW:
-                                o[j + 1] = y1
-                            if j + 2 < OW:
-                                o[j + 2] = y2
+                        o[j], o[j + 1], o[j + 2], o[j + 3] = y0, y1, y2, y3
+                    if full < TW:  # the last tile, past the edge: its first OW % 4 columns
+                        a1, a2 = q1[full] + q2[full], q1[full] - q2[full]
+                        a3, a4 = q3[full] + q4[full], q3[full] - q4[full]
+                        y = (q0[full] + a1 + a3, a2 + 2 * a4, a1 + 4 * a3)
+                        for k in range(OW - 4 * full):
+                            o[4 * full + k] = y[k] + bf

@@ -11,11 +11,16 @@ quarter of im2col's flops: ``U = G g G^T`` the transformed weights (36, F, C), `
 transformed input tiles (36, C, tiles) and ``A^T M A`` each tile's outputs
 (``kernels.winograd_input``, ``kernels.winograd_output``).
 
-Only in float64. The transforms' constants (up to 8, and 1/24) cost precision: on random
-normal data (64 and 256 channels), the largest error relative to the largest output was
-1.1e-14 to 1.2e-14 in float64 (im2col: 5e-16 to 8e-16; both against long-double sums), far
-inside the 1e-10 the tests hold it to, but 7e-6 to 8e-6 in float32 (im2col: 4e-7), too much
-to give up for speed, so float32 stays on im2col.
+Only in float64. The transforms' constants (up to 8, and 1/24) cost precision: the
+rounding error grows with the weights and inputs of a whole 6x6 tile rather than of one 3x3
+window. On random normal data (64 and 256 channels) the largest error relative to the
+largest output was 1.1e-14 to 1.2e-14 in float64 (im2col: 5e-16 to 8e-16; both against
+long-double sums), far inside the 1e-10 the tests hold it to, but 7e-6 to 8e-6 in float32
+(im2col: 4e-7), too much to give up for speed, so float32 stays on im2col. For the same
+reason a tile must never hold a value the convolution does not multiply in: no stride
+(even along an axis with one output, whose other rows a tile would read) and no input
+under 3 wide (some tap would meet only padding, whose product the oracle drops exactly,
+while here that weight is mixed with the others before the products).
 
 The route also steps aside where it would not pay: few tiles (the weight transform then
 costs more than it saves), few channels or filters (the GEMMs too thin), or a workspace
@@ -85,17 +90,23 @@ def plan(geo: ConvGeometry, dtype: np.dtype) -> list[tuple[int, int, int, int]]:
     rows of one sample, as im2col's row chunks (a 224 x 224 sample with 64 channels needs
     142 MB).
     """
-    kernel, stride, *_ = geo.kernel_args()
+    if geo.nd != 2:
+        return []
     th, tw = _tiles(geo)
     if not (
         dtype == np.float64
-        and geo.nd == 2
         and not geo.channels_last
         and geo.groups == 1
         and geo.padding_mode == "zeros"
-        and kernel == (1, 3, 3)
-        and stride == (1, 1, 1)
+        and geo.kernel == (3, 3)
+        # Not kernel_args()'s stride, 1 along an axis with one output: a tile would then
+        # read input the convolution never does (review found 1e20 there spoiling it).
+        and geo.stride == (1, 1)
         and geo.dilation == (1, 1)
+        # At least 3 wide: else some tap meets only padding, whose product the oracle and
+        # im2col drop exactly, while here its weight is mixed with the others before the
+        # products (review: a 1-pixel-wide input and one tap of 1e20 gave all zeros).
+        and min(geo.in_size) >= 3
         and min(geo.channels, geo.filters) >= _MIN_CHANNELS
         and geo.batch * th * tw >= max(1, _MIN_TILES)  # and not empty
     ):
@@ -120,14 +131,17 @@ def plan(geo: ConvGeometry, dtype: np.dtype) -> list[tuple[int, int, int, int]]:
 
 
 def forward(
-    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    geo: ConvGeometry,
+    chunks: list[tuple[int, int, int, int]],
 ) -> np.ndarray | None:
-    """The convolution of ``x`` (N, C, H, W) by ``w`` (F, C, 3, 3), plus ``b``, or None if
-    its output is not all finite (the caller then takes im2col). ``plan(geo, x.dtype)``
-    must not be empty; the arrays are C-contiguous float64."""
+    """The convolution of ``x`` (N, C, H, W) by ``w`` (F, C, 3, 3), plus ``b``, in the
+    ``chunks`` of ``plan(geo, x.dtype)`` (not empty), or None if its output is not all
+    finite (the caller then takes im2col). The arrays are C-contiguous float64."""
     from . import kernels
 
-    chunks = plan(geo, x.dtype)
     F, C = geo.filters, geo.channels
     H, W = geo.in_size
     wp = 4 * _tiles(geo)[1] + 2
@@ -151,6 +165,8 @@ def forward(
         np.matmul(u, v, out=prod)
         block = out[n0:n1, :, 4 * t0 : 4 * t1]
         kernels.winograd_output(prod, block, bias)
-        if not np.isfinite(block).all():
+        # The sum is finite when every output is (or, rarely, overflows: then im2col too),
+        # without np.isfinite's boolean array outside the workspace limit.
+        if not np.isfinite(block.sum()):
             return None
     return out

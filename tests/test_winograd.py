@@ -10,7 +10,7 @@ from oracle_cases import CASES
 from test_conv import check_against_oracle
 
 import convcol
-from convcol import winograd
+from convcol import winograd, workspace
 from convcol.bench import SHAPES
 from convcol.geometry import conv_geometry
 from convcol.naive import (
@@ -41,7 +41,8 @@ def taken(monkeypatch):
 
 
 def _eligible(case) -> bool:
-    """A 3x3 convolution at stride 1, no dilation, no groups: the route takes it."""
+    """A 3x3 convolution at stride 1, no dilation, no groups, input at least 3 x 3: the
+    route takes it."""
     p = case.conv_param
     return (
         case.w[2:] == (3, 3)
@@ -49,6 +50,7 @@ def _eligible(case) -> bool:
         and np.all(np.ravel(p.get("dilation", 1)) == 1)
         and p.get("groups", 1) == 1
         and min(case.x[0], case.x[1], case.w[0]) > 0
+        and min(case.x[2:]) >= 3
     )
 
 
@@ -137,9 +139,11 @@ def test_a_limit_too_small_for_one_row_of_tiles_takes_im2col(taken, rng):
 def test_peak_memory_stays_under_limit(taken, rng):
     # As TestWorkspace in test_reliability.py: beyond the limit, only the arrays returned
     # or kept (output, gradients, converted inputs, the swapped weights).
-    x, w = rng.standard_normal((16, 8, 20, 20)), rng.standard_normal((8, 8, 3, 3))
-    dout = rng.standard_normal((16, 8, 20, 20))
-    limit = _limit((x.shape, w.shape), 3, 5)
+    # Chunks of 3 samples whose outputs (3 * 32 * 32 * 32 values) are larger than the
+    # slack: np.isfinite's boolean array of them once went over (review).
+    x, w = rng.standard_normal((8, 32, 32, 32)), rng.standard_normal((32, 32, 3, 3))
+    dout = rng.standard_normal((8, 32, 32, 32))
+    limit = _limit((x.shape, w.shape), 3, 8)
     with convcol.workspace_limit(limit):
         convcol.conv2d_backward(dout, x, w, padding=1)  # compile outside the measurement
         for call, results in [
@@ -149,6 +153,7 @@ def test_peak_memory_stays_under_limit(taken, rng):
                 x.nbytes + 2 * w.nbytes + 2 * dout.nbytes,
             ),
         ]:
+            workspace._local.__dict__.clear()  # its kept buffer is counted too
             tracemalloc.start()
             call()
             _, peak = tracemalloc.get_traced_memory()
@@ -158,21 +163,48 @@ def test_peak_memory_stays_under_limit(taken, rng):
 
 
 @pytest.mark.parametrize(
-    ("dtype", "w_shape", "options"),
+    ("dtype", "x_shape", "w_shape", "options"),
     [
-        (np.float32, (16, 16, 3, 3), {"padding": 1}),
-        (np.float64, (16, 16, 3, 3), {"stride": 2, "padding": 1}),
-        (np.float64, (16, 16, 3, 3), {"dilation": 2, "padding": 2}),
-        (np.float64, (16, 8, 3, 3), {"groups": 2, "padding": 1}),
-        (np.float64, (16, 16, 5, 5), {"padding": 2}),
-        (np.float64, (16, 16, 3, 1), {"padding": 1}),
-        (np.float64, (16, 16, 3, 3), {"padding": 1, "data_format": "channels_last"}),
+        (np.float32, (4, 16, 32, 32), (16, 16, 3, 3), {"padding": 1}),
+        (np.float64, (4, 16, 32, 32), (16, 16, 3, 3), {"stride": 2, "padding": 1}),
+        (np.float64, (4, 16, 32, 32), (16, 16, 3, 3), {"dilation": 2, "padding": 2}),
+        (np.float64, (4, 16, 32, 32), (16, 8, 3, 3), {"groups": 2, "padding": 1}),
+        (np.float64, (4, 16, 32, 32), (16, 16, 5, 5), {"padding": 2}),
+        (np.float64, (4, 16, 32, 32), (16, 16, 3, 1), {"padding": 1}),
+        (np.float64, (4, 32, 32, 16), (16, 16, 3, 3),
+         {"padding": 1, "data_format": "channels_last"}),
+        # Regressions from review: a stride along an axis with one output (kernel_args()
+        # calls it 1), and inputs under 3 wide, where a tap meets only padding.
+        (np.float64, (128, 16, 4, 4), (16, 16, 3, 3), {"stride": 2}),
+        (np.float64, (128, 16, 32, 2), (16, 16, 3, 3), {"padding": 1}),
+        (np.float64, (128, 16, 1, 32), (16, 16, 3, 3), {"padding": 1}),
     ],
-)
-def test_other_convolutions_stay_on_im2col(dtype, w_shape, options):
-    x_shape = (4, 32, 32, 16) if "data_format" in options else (4, 16, 32, 32)
+)  # fmt: skip
+def test_other_convolutions_stay_on_im2col(dtype, x_shape, w_shape, options):
     geo = conv_geometry(x_shape, w_shape, None, 2, **options)
     assert winograd.plan(geo, np.dtype(dtype)) == []
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "spoil", "options"),
+    [
+        # Input the convolution never reads (row and column 3 at stride 2), 1e20: inside
+        # a 6x6 tile it was mixed in and left errors of 3e5 on outputs of about 40.
+        ((128, 16, 4, 4), "x[:, :, 3] = x[..., 3] = 1e20", {"stride": 2}),
+        # A tap that meets only padding, 1e20: every output came out 0.0.
+        ((16, 16, 32, 1), "w[..., 0] = 1e20", {"padding": 1}),
+        ((16, 16, 1, 32), "w[:, :, 2] = 1e8", {"padding": 1}),
+    ],
+)
+def test_values_the_oracle_never_multiplies_in_cannot_spoil_the_result(
+    x_shape, spoil, options, rng
+):
+    # Default thresholds: these calls are large enough for the route but must not take it.
+    x, w = rng.standard_normal(x_shape), rng.standard_normal((16, 16, 3, 3))
+    exec(spoil)
+    ref = conv_nd_naive(x, w, **options)
+    out = convcol.conv2d(x, w, **options)
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max(), strict=True)
 
 
 def test_the_route_is_taken_where_it_pays():
