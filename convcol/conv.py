@@ -155,8 +155,19 @@ def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
     return columns, math.prod(shape)
 
 
+def _reorder_elements(geo: ConvGeometry, chunk: _Chunk) -> int:
+    """Room to reorder a chunk's output block (_forward) or dout block (_gemm_backward)
+    between (nb, G, Fg, P) and one GEMM's (G, Fg, nb * P): chunks of several samples,
+    channels first. In the thread's buffer with the rest: as a temporary of its own it went
+    uncounted, and calls went 5-11 MB over a 4-9 MiB limit (review)."""
+    several = chunk.whole and chunk.n1 - chunk.n0 > 1
+    if not several or geo.channels_last or _is_depthwise(geo):
+        return 0
+    return geo.filters * chunk.columns * _rows(geo)[1]
+
+
 def _chunk_bytes(geo: ConvGeometry, chunk: _Chunk, itemsize: int) -> int:
-    return sum(_chunk_elements(geo, chunk)) * itemsize
+    return (sum(_chunk_elements(geo, chunk)) + _reorder_elements(geo, chunk)) * itemsize
 
 
 def _row_bytes(geo: ConvGeometry, itemsize: int) -> int:
@@ -192,7 +203,10 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
     sample_bytes = max(1, _chunk_bytes(geo, _Chunk(0, 1, 0, rows, True), itemsize))
     if sample_bytes <= budget:
         # A depthwise chunk's workspace is one channel's, whatever the number of samples.
-        step = geo.batch if _is_depthwise(geo) else budget // sample_bytes
+        # Several samples also need room to reorder their outputs (_reorder_elements).
+        reorder = 0 if geo.channels_last else geo.filters * geo.positions * itemsize
+        step = geo.batch if _is_depthwise(geo) else budget // (sample_bytes + reorder)
+        step = max(1, step if step > 1 else 0)
         return [
             _Chunk(n0, min(n0 + step, geo.batch), 0, rows, True) for n0 in range(0, geo.batch, step)
         ]
@@ -215,17 +229,26 @@ def _workspace(
     geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The chunk's columns (or depthwise scratch) and padded input region, in this thread's
-    reusable buffer."""
+    reusable buffer (followed by its reorder room, ``_reorder``)."""
     n_cols, n_region = _chunk_elements(geo, chunk)
-    nbytes = (n_cols + n_region) * dtype.itemsize
-    flat = scratch(nbytes).view(dtype)
+    flat = scratch(_chunk_bytes(geo, chunk, dtype.itemsize)).view(dtype)
+    cols, region = flat[:n_cols], flat[n_cols : n_cols + n_region]
     taps, positions = geo.channels * geo.window, chunk.columns * _rows(geo)[1]
     if geo.channels_last:
-        return flat.reshape(positions, taps), None
+        return cols.reshape(positions, taps), None
     _, shape = _region(geo, chunk)
     if _is_depthwise(geo):  # a wide scratch (or none), two padded planes
-        return flat[:n_cols], flat[n_cols:].reshape(2, *shape[2:])
-    return flat[:n_cols].reshape(taps, positions), flat[n_cols:].reshape(shape)
+        return cols, region.reshape(2, *shape[2:])
+    return cols.reshape(taps, positions), region.reshape(shape)
+
+
+def _reorder(geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype) -> np.ndarray:
+    """The chunk's reorder room (_reorder_elements), (G, Fg, nb * P), after its workspace in
+    this thread's buffer (which ``_workspace`` sized for both)."""
+    start = sum(_chunk_elements(geo, chunk))
+    flat = scratch(_chunk_bytes(geo, chunk, dtype.itemsize)).view(dtype)[start:]
+    G = geo.groups
+    return flat.reshape(G, geo.filters // G, chunk.columns * _rows(geo)[1])
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
@@ -390,7 +413,9 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
         else:
             # Several small samples in one GEMM, then an output-sized reorder.
             nb, _, Fg, P = block.shape
-            res = np.matmul(wg, cols.reshape(G, wg.shape[2], cols.shape[1]))
+            res = np.matmul(
+                wg, cols.reshape(G, wg.shape[2], cols.shape[1]), out=_reorder(geo, chunk, x.dtype)
+            )
             block[...] = res.reshape(G, Fg, nb, P).transpose(2, 0, 1, 3)
         if b is not None:  # while the chunk's output is in cache, not in a pass of its own
             shape = (G, 1, -1) if geo.channels_last else (G, -1, 1)
@@ -576,9 +601,11 @@ def _gemm_backward(
         else:
             cols_g = cols.reshape(G, wg.shape[2], cols.shape[1])  # (G, Cg*K, M)
             if block.ndim == 4:  # whole samples: (nb, G, Fg, P) -> (G, Fg, nb * P)
-                block = np.ascontiguousarray(block.transpose(1, 2, 0, 3)).reshape(
-                    G, block.shape[2], cols.shape[1]
+                room = _reorder(geo, chunk, dout.dtype)
+                room.reshape(G, block.shape[2], *block.shape[::3])[...] = block.transpose(
+                    1, 2, 0, 3
                 )
+                block = room
         if dwg is not None:
             _im2col_into(x, cols, region, geo, chunk)  # type: ignore[arg-type]
             if geo.channels_last:
