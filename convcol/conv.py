@@ -581,18 +581,27 @@ def _swapped_weights(w: np.ndarray, geo: ConvGeometry) -> np.ndarray:
 def _gemm_backward(
     dout: np.ndarray, x: np.ndarray | None, w: np.ndarray, geo: ConvGeometry, want_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    dx = _winograd_dx(dout, w, geo) if want_dx else None
-    if dx is None and want_dx and _swap(geo, w):
-        dx = _forward(dout, _swapped_weights(w, geo), None, _swapped(geo))
-    if dx is not None:
-        _, dw = _gemm_backward(dout, x, w, geo, False) if x is not None else (None, None)
-        return dx, dw
     G = geo.groups
     wg = _group_weights(w, geo)
     if _is_pointwise(geo):
         return _pointwise_backward(dout, x, wg, geo, want_dx)
-    dx = np.zeros(geo.x_shape, dout.dtype) if want_dx else None
-    dwg = np.zeros(wg.shape, dout.dtype) if x is not None else None
+    # Each gradient by its fastest route, Winograd or the swapped convolution where they
+    # apply (a route that gives a call back, for an inf or NaN, is not tried again), and
+    # whatever is left by im2col, both in one pass over the columns.
+    dw = dx = None
+    chunks = [] if x is None else winograd.plan(geo, dout.dtype, 2)
+    if chunks:
+        dw = winograd.weight_grad(dout, x, geo, chunks)  # type: ignore[arg-type]
+    if want_dx:
+        dx = _winograd_dx(dout, w, geo)
+        if dx is None and _swap(geo, w):
+            dx = _forward(dout, _swapped_weights(w, geo), None, _swapped(geo))
+    if (dw is not None or x is None) and (dx is not None or not want_dx):
+        return dx, dw
+    dwg = np.zeros(wg.shape, dout.dtype) if x is not None and dw is None else None
+    dx_cols = want_dx and dx is None
+    if dx_cols:
+        dx = np.zeros(geo.x_shape, dout.dtype)
     for chunk in _plan(geo, dout.dtype.itemsize):
         cols, region = _workspace(geo, chunk, dout.dtype)
         block = _out_block(dout, geo, chunk)
@@ -612,14 +621,13 @@ def _gemm_backward(
                 dwg += np.matmul(cols_g.transpose(0, 2, 1), block)
             else:
                 dwg += np.matmul(block, cols_g.transpose(0, 2, 1))
-        if dx is not None:
+        if dx_cols:
             # The columns are spent: their buffer takes the column gradient.
             if geo.channels_last:
                 np.matmul(block, wg.transpose(0, 2, 1), out=cols_g)
             else:
                 np.matmul(wg.transpose(0, 2, 1), block, out=cols_g)
-            _col2im_into(cols, region, dx, geo, chunk)
-    dw = None
+            _col2im_into(cols, region, dx, geo, chunk)  # type: ignore[arg-type]
     if dwg is not None:
         if geo.channels_last:
             Cg = geo.channels // G

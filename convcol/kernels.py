@@ -509,3 +509,45 @@ def winograd_output(M, out, b):
                         y = (q0[full] + a1 + a3, a2 + 2 * a4, a1 + 4 * a3)
                         for k in range(OW - 4 * full):
                             o[4 * full + k] = y[k] + bf
+
+
+@numba.njit(cache=True, nogil=True)
+def winograd_grad_output(g, Z):
+    # The adjoint of winograd_output: Z = A g A^T for each 4x4 block of g (nb, F, R, OW),
+    # a chunk's rows of dout, zero past its edges; Z (36, F, nb * TH * TW) laid out as V.
+    # Row pass over whole rows (4 of g copied into y, zeros past the last), then tile by tile.
+    nb, F, R, OW = g.shape
+    TH, TW = (R + 3) // 4, (OW + 3) // 4
+    y = np.zeros((4, OW), g.dtype)
+    e = np.zeros((6, 4 * TW), g.dtype)  # columns past OW stay 0
+    for f in range(F):
+        for n in range(nb):
+            for ty in range(TH):
+                for a in range(4):
+                    if 4 * ty + a < R:
+                        y[a] = g[n, f, 4 * ty + a]
+                    else:
+                        y[a] = 0
+                y0, y1, y2, y3 = y[0], y[1], y[2], y[3]
+                for j in range(OW):
+                    a0, a1, a2, a3 = y0[j], y1[j], y2[j], y3[j]
+                    e[0, j] = a0
+                    e[1, j] = a0 + a1 + a2 + a3
+                    e[2, j] = a0 - a1 + a2 - a3
+                    e[3, j] = a0 + 2 * a1 + 4 * a2 + 8 * a3
+                    e[4, j] = a0 - 2 * a1 + 4 * a2 - 8 * a3
+                    e[5, j] = a3
+                t0 = (n * TH + ty) * TW
+                for i in range(6):
+                    q = e[i]
+                    z0, z1, z2 = Z[6 * i, f], Z[6 * i + 1, f], Z[6 * i + 2, f]
+                    z3, z4, z5 = Z[6 * i + 3, f], Z[6 * i + 4, f], Z[6 * i + 5, f]
+                    for tx in range(TW):
+                        j, t = np.uint64(4 * tx), np.uint64(t0 + tx)
+                        a0, a1, a2, a3 = q[j], q[j + 1], q[j + 2], q[j + 3]
+                        z0[t] = a0
+                        z1[t] = a0 + a1 + a2 + a3
+                        z2[t] = a0 - a1 + a2 - a3
+                        z3[t] = a0 + 2 * a1 + 4 * a2 + 8 * a3
+                        z4[t] = a0 - 2 * a1 + 4 * a2 - 8 * a3
+                        z5[t] = a3

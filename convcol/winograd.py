@@ -9,7 +9,8 @@ multiplications per channel and filter as a GEMM over im2col columns. Winograd's
 so the convolution becomes 36 GEMMs ``U[k] @ V[k]``, each (F x C) @ (C x tiles), with a
 quarter of im2col's flops: ``U = G g G^T`` the transformed weights (36, F, C), ``V`` the
 transformed input tiles (36, C, tiles) and ``A^T M A`` each tile's outputs
-(``kernels.winograd_input``, ``kernels.winograd_output``).
+(``kernels.winograd_input``, ``kernels.winograd_output``). ``weight_grad`` is its adjoint
+for ``dw``; ``dx`` is the forward pass of the swapped convolution (``conv._winograd_dx``).
 
 Only in float64. The transforms' constants (up to 8, and 1/24) cost precision: the
 rounding error grows with the weights and inputs of a whole 6x6 tile rather than of one 3x3
@@ -81,14 +82,15 @@ def _elements(geo: ConvGeometry, samples: int, rows: int) -> tuple[int, int, int
     )
 
 
-def plan(geo: ConvGeometry, dtype: np.dtype) -> list[tuple[int, int, int, int]]:
+def plan(geo: ConvGeometry, dtype: np.dtype, weights: int = 1) -> list[tuple[int, int, int, int]]:
     """The chunks ``(n0, n1, t0, t1)`` of this route, samples ``n0:n1`` and rows of tiles
     ``t0:t1`` of each, within the workspace limit; empty where the route does not apply or
     would not pay.
 
     Whole samples, as many as fit 16 MiB with the transformed weights; else runs of tile
     rows of one sample, as im2col's row chunks (a 224 x 224 sample with 64 channels needs
-    142 MB).
+    142 MB). ``weights`` arrays of transformed weights (36, F, C) are held beside them: one
+    for the forward pass, two for ``weight_grad``.
     """
     if geo.nd != 2:
         return []
@@ -112,7 +114,7 @@ def plan(geo: ConvGeometry, dtype: np.dtype) -> list[tuple[int, int, int, int]]:
     ):
         return []
     size = dtype.itemsize
-    weights = 36 * geo.filters * geo.channels * size
+    weights *= 36 * geo.filters * geo.channels * size
     row = sum(_elements(geo, 1, 1)) * size
     limit = get_workspace_limit()
     if weights + row > limit:
@@ -170,3 +172,42 @@ def forward(
         if not np.isfinite(block.sum()):
             return None
     return out
+
+
+def weight_grad(
+    dout: np.ndarray, x: np.ndarray, geo: ConvGeometry, chunks: list[tuple[int, int, int, int]]
+) -> np.ndarray | None:
+    """``dw`` of ``forward``, in the ``chunks`` of ``plan(geo, x.dtype, 2)`` (not empty), or
+    None if it is not all finite (the caller then takes im2col).
+
+    The forward pass's adjoint: the products' gradient is ``Z = A dY A^T`` per tile
+    (``kernels.winograd_grad_output``), the transformed weights' gradient the 36 GEMMs
+    ``Z[k] @ V[k].T``, summed over the chunks, and ``dw = G^T dU G``. Its GEMMs reduce over
+    the tiles, a long reduction that OpenBLAS runs well.
+    """
+    from . import kernels
+
+    F, C = geo.filters, geo.channels
+    H, W = geo.in_size
+    wp = 4 * _tiles(geo)[1] + 2
+    pad = geo.kernel_args()[2]
+    n0, n1, t0, t1 = chunks[0]  # the largest
+    n_xp, n_v, n_z = _elements(geo, n1 - n0, t1 - t0)
+    n_u = 36 * F * C
+    buf = scratch((2 * n_u + n_xp + n_v + n_z) * x.itemsize).view(x.dtype)
+    du, part = buf[:n_u].reshape(36, F, C), buf[n_u : 2 * n_u].reshape(36, F, C)
+    buf = buf[2 * n_u :]
+    du[...] = 0
+    for n0, n1, t0, t1 in chunks:
+        m, hp = n1 - n0, 4 * (t1 - t0) + 2
+        e_xp, e_v, e_z = _elements(geo, m, t1 - t0)
+        xp = buf[:e_xp].reshape(m, C, 1, 1, 1, 1, hp, wp)
+        v = buf[n_xp : n_xp + e_v].reshape(36, C, -1)
+        z = buf[n_xp + n_v : n_xp + n_v + e_z].reshape(36, F, -1)
+        kernels.pad_region(x[n0:n1].reshape(m, C, 1, H, W), xp, (0, 4 * t0), pad, (0,))
+        kernels.winograd_input(xp.reshape(m, C, hp, wp), v)
+        kernels.winograd_grad_output(dout[n0:n1, :, 4 * t0 : 4 * t1], z)
+        np.matmul(z, v.transpose(0, 2, 1), out=part)
+        du += part
+    dw = np.matmul(du.reshape(36, F * C).T, _GG).reshape(geo.w_shape)
+    return dw if np.isfinite(dw.sum()) else None

@@ -24,19 +24,22 @@ from convcol.naive import (
 @pytest.fixture
 def taken(monkeypatch):
     """Every float64 3x3 stride-1 convolution takes the route, however small. Returns the
-    list of its calls: True for each that gave the result, False for each that gave it back
-    (an output not all finite)."""
+    list of its calls, ``(name, gave)``: ``"forward"`` (the forward pass or dx) or ``"dw"``,
+    and whether it gave the result (False: it gave the call back, an output not finite)."""
     monkeypatch.setattr(winograd, "_MIN_TILES", 0)
     monkeypatch.setattr(winograd, "_MIN_CHANNELS", 1)
-    calls: list[bool] = []
-    forward = winograd.forward
+    calls: list[tuple[str, bool]] = []
 
-    def spy(*args):
-        out = forward(*args)
-        calls.append(out is not None)
-        return out
+    def spy(name, run):
+        def call(*args):
+            out = run(*args)
+            calls.append((name, out is not None))
+            return out
 
-    monkeypatch.setattr(winograd, "forward", spy)
+        return call
+
+    monkeypatch.setattr(winograd, "forward", spy("forward", winograd.forward))
+    monkeypatch.setattr(winograd, "weight_grad", spy("dw", winograd.weight_grad))
     return calls
 
 
@@ -60,8 +63,13 @@ def test_named_cases_match_oracle(case, taken, rng):
     w = rng.standard_normal(case.w)
     b = rng.standard_normal(case.w[0]) if case.bias else None
     check_against_oracle(x, w, b, case.conv_param, np.float64, rng)
-    # The forward pass, and dx where the swapped convolution exists (no pad beyond 2).
-    assert (bool(taken) and all(taken)) if _eligible(case) else not taken, taken
+    # The forward pass and dw, and dx where the swapped convolution exists (no pad beyond
+    # 2 and an output at least 3 x 3).
+    if _eligible(case):
+        assert ("forward", True) in taken and ("dw", True) in taken, taken
+        assert all(gave for _, gave in taken), taken
+    else:
+        assert not taken, taken
 
 
 @pytest.mark.parametrize(
@@ -91,15 +99,17 @@ def test_other_calls_match_oracle(name, kind, x_shape, w_shape, options, taken, 
     dout = rng.standard_normal(out.shape)
     for got, ref in zip(bwd(dout, x, w, **options), ref_bwd(dout, x, w, **options), strict=True):
         np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10, strict=True)
-    assert taken and all(taken), taken
+    assert taken and all(gave for _, gave in taken), taken
 
 
-def _limit(geo_args, samples: int, rows: int) -> int:
-    """A workspace limit that holds the transformed weights and ``rows`` rows of tiles of
-    ``samples`` samples."""
+def _limit(geo_args, samples: int, rows: int, weights: int = 1) -> int:
+    """A workspace limit that holds ``weights`` arrays of transformed weights and ``rows``
+    rows of tiles of ``samples`` samples."""
     geo = conv_geometry(*geo_args, None, 2, padding=1)
-    weights = 36 * geo.filters * geo.channels * 8
-    return weights + sum(winograd._elements(geo, samples, rows)) * 8
+    return (
+        weights * 36 * geo.filters * geo.channels * 8
+        + sum(winograd._elements(geo, samples, rows)) * 8
+    )
 
 
 def test_chunks_of_samples_match_oracle(taken, rng):
@@ -112,21 +122,24 @@ def test_chunks_of_samples_match_oracle(taken, rng):
             (4, 5, 0, 3),
         ]
         check_against_oracle(x, w, None, {"pad": 1}, np.float64, rng, api="conv2d")
-    assert taken == [True, True]
+    assert taken == [("forward", True), ("dw", True), ("forward", True)]
 
 
 @pytest.mark.parametrize("rows", [1, 2, 4])
-def test_chunks_of_tile_rows_match_oracle(rows, taken, rng):
+@pytest.mark.parametrize("weights", [1, 2], ids=["forward", "dw"])
+def test_chunks_of_tile_rows_match_oracle(rows, weights, taken, rng):
     # 17 output rows: 5 rows of tiles, the last with one output row. As many filters as
-    # channels, so that dx (the swapped convolution) has the same chunks.
+    # channels, so that dx (the swapped convolution) has the forward pass's chunks; dw
+    # holds two arrays of transformed weights.
     x, w = rng.standard_normal((2, 4, 17, 9)), rng.standard_normal((4, 4, 3, 3))
     geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
-    with convcol.workspace_limit(_limit((x.shape, w.shape), 1, rows)):
-        chunks = winograd.plan(geo, np.dtype(np.float64))
+    with convcol.workspace_limit(_limit((x.shape, w.shape), 1, rows, weights)):
+        chunks = winograd.plan(geo, np.dtype(np.float64), weights)
         starts = range(0, 5, rows)
         assert chunks == [(n, n + 1, t, min(t + rows, 5)) for n in range(2) for t in starts]
         check_against_oracle(x, w, rng.standard_normal(4), {"pad": 1}, np.float64, rng, "conv2d")
-    assert taken == [True, True]
+    assert (("forward", "dw")[weights - 1], True) in taken, taken
+    assert all(gave for _, gave in taken), taken
 
 
 def test_a_limit_too_small_for_one_row_of_tiles_takes_im2col(taken, rng):
@@ -159,7 +172,7 @@ def test_peak_memory_stays_under_limit(taken, rng):
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             assert peak <= limit + results + 64 * 2**10, (peak, limit, results)
-    assert taken and all(taken)
+    assert taken and all(gave for _, gave in taken), taken
 
 
 @pytest.mark.parametrize(
@@ -246,7 +259,11 @@ def test_non_finite_values_propagate_like_the_oracle(value, target, spot, taken,
         strict=True,
     ):
         np.testing.assert_allclose(got, e, rtol=1e-10, atol=1e-9, strict=True)
-    # The forward pass gave back its call when x or w was spoiled; dx was not tried with
-    # a spoiled w, and gave back its call with a spoiled dout.
-    expected = {"x": [False, True], "w": [False], "dout": [True, False]}[target]
+    # The forward pass gave back its call when x or w was spoiled, dw when x or dout was,
+    # and dx when dout was; dx was not tried with a spoiled w.
+    expected = {
+        "x": [("forward", False), ("dw", False), ("forward", True)],
+        "w": [("forward", False), ("dw", True)],
+        "dout": [("forward", True), ("dw", False), ("forward", False)],
+    }[target]
     assert taken == expected, taken
