@@ -158,8 +158,8 @@ def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
 def _reorder_elements(geo: ConvGeometry, chunk: _Chunk) -> int:
     """Room to reorder a chunk's output block (_forward) or dout block (_gemm_backward)
     between (nb, G, Fg, P) and one GEMM's (G, Fg, nb * P): chunks of several samples,
-    channels first. In the thread's buffer with the rest: as a temporary of its own it went
-    uncounted, and calls went 5-11 MB over a 4-9 MiB limit (review)."""
+    channels first. In the thread's buffer with the rest (``_workspace``): as a temporary
+    of its own it went uncounted, and calls went 5-11 MB over a 4-9 MiB limit (review)."""
     several = chunk.whole and chunk.n1 - chunk.n0 > 1
     if not several or geo.channels_last or _is_depthwise(geo):
         return 0
@@ -204,9 +204,8 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
     if sample_bytes <= budget:
         # A depthwise chunk's workspace is one channel's, whatever the number of samples.
         # Several samples also need room to reorder their outputs (_reorder_elements).
-        reorder = 0 if geo.channels_last else geo.filters * geo.positions * itemsize
-        step = geo.batch if _is_depthwise(geo) else budget // (sample_bytes + reorder)
-        step = max(1, step if step > 1 else 0)
+        reorder = _reorder_elements(geo, _Chunk(0, 2, 0, rows, True)) // 2 * itemsize
+        step = geo.batch if _is_depthwise(geo) else max(1, budget // (sample_bytes + reorder))
         return [
             _Chunk(n0, min(n0 + step, geo.batch), 0, rows, True) for n0 in range(0, geo.batch, step)
         ]
@@ -227,28 +226,20 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
 
 def _workspace(
     geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The chunk's columns (or depthwise scratch) and padded input region, in this thread's
-    reusable buffer (followed by its reorder room, ``_reorder``)."""
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The chunk's columns (or depthwise scratch), padded input region and reorder room
+    (``_reorder_elements``, flat), in this thread's reusable buffer."""
     n_cols, n_region = _chunk_elements(geo, chunk)
     flat = scratch(_chunk_bytes(geo, chunk, dtype.itemsize)).view(dtype)
     cols, region = flat[:n_cols], flat[n_cols : n_cols + n_region]
     taps, positions = geo.channels * geo.window, chunk.columns * _rows(geo)[1]
+    room = flat[n_cols + n_region :][: _reorder_elements(geo, chunk)]
     if geo.channels_last:
-        return cols.reshape(positions, taps), None
+        return cols.reshape(positions, taps), None, room
     _, shape = _region(geo, chunk)
     if _is_depthwise(geo):  # a wide scratch (or none), two padded planes
-        return cols, region.reshape(2, *shape[2:])
-    return cols.reshape(taps, positions), region.reshape(shape)
-
-
-def _reorder(geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype) -> np.ndarray:
-    """The chunk's reorder room (_reorder_elements), (G, Fg, nb * P), after its workspace in
-    this thread's buffer (which ``_workspace`` sized for both)."""
-    start = sum(_chunk_elements(geo, chunk))
-    flat = scratch(_chunk_bytes(geo, chunk, dtype.itemsize)).view(dtype)[start:]
-    G = geo.groups
-    return flat.reshape(G, geo.filters // G, chunk.columns * _rows(geo)[1])
+        return cols, region.reshape(2, *shape[2:]), room
+    return cols.reshape(taps, positions), region.reshape(shape), room
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
@@ -402,7 +393,7 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
         np.matmul(*_pointwise_operands(x, wg, geo), out=_pointwise_view(out, geo, geo.filters))
         return _add_bias(out, b, geo)
     for chunk in _plan(geo, x.dtype.itemsize):
-        cols, region = _workspace(geo, chunk, x.dtype)
+        cols, region, room = _workspace(geo, chunk, x.dtype)
         _im2col_into(x, cols, region, geo, chunk)
         block = _out_block(out, geo, chunk)
         if geo.channels_last:
@@ -414,7 +405,9 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
             # Several small samples in one GEMM, then an output-sized reorder.
             nb, _, Fg, P = block.shape
             res = np.matmul(
-                wg, cols.reshape(G, wg.shape[2], cols.shape[1]), out=_reorder(geo, chunk, x.dtype)
+                wg,
+                cols.reshape(G, wg.shape[2], cols.shape[1]),
+                out=room.reshape(G, wg.shape[1], cols.shape[1]),
             )
             block[...] = res.reshape(G, Fg, nb, P).transpose(2, 0, 1, 3)
         if b is not None:  # while the chunk's output is in cache, not in a pass of its own
@@ -544,14 +537,12 @@ def _swap(geo: ConvGeometry, w: np.ndarray) -> bool:
     )
 
 
-def _winograd_dx(dout: np.ndarray, w: np.ndarray, geo: ConvGeometry) -> np.ndarray | None:
-    """dx as the swapped convolution's forward pass by Winograd, or None where that route
-    does not apply (then also for a weight that is not finite, as in ``_swap``)."""
-    # The route checks its own workspace, so no _row_bytes check as in _swap.
+def _winograd_dx_plan(geo: ConvGeometry, w: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The chunks of dx as the swapped convolution's forward pass by Winograd, or none
+    where that route does not apply (then also for a weight that is not finite, as in
+    ``_swap``; the route checks its own workspace, so no ``_row_bytes`` check)."""
     chunks = winograd.plan(_swapped(geo), w.dtype) if _swappable(geo) else []
-    if not chunks or not np.isfinite(w).all():
-        return None
-    return winograd.forward(dout, _swapped_weights(w, geo), None, _swapped(geo), chunks)
+    return chunks if chunks and np.isfinite(w).all() else []
 
 
 def _swapped(geo: ConvGeometry) -> ConvGeometry:
@@ -593,8 +584,11 @@ def _gemm_backward(
     if chunks:
         dw = winograd.weight_grad(dout, x, geo, chunks)  # type: ignore[arg-type]
     if want_dx:
-        dx = _winograd_dx(dout, w, geo)
-        if dx is None and _swap(geo, w):
+        dx_chunks = _winograd_dx_plan(geo, w)
+        if dx_chunks:
+            sw = _swapped_weights(w, geo)
+            dx = winograd.forward(dout, sw, None, _swapped(geo), dx_chunks)
+        elif _swap(geo, w):
             dx = _forward(dout, _swapped_weights(w, geo), None, _swapped(geo))
     if (dw is not None or x is None) and (dx is not None or not want_dx):
         return dx, dw
@@ -603,14 +597,14 @@ def _gemm_backward(
     if dx_cols:
         dx = np.zeros(geo.x_shape, dout.dtype)
     for chunk in _plan(geo, dout.dtype.itemsize):
-        cols, region = _workspace(geo, chunk, dout.dtype)
+        cols, region, room = _workspace(geo, chunk, dout.dtype)
         block = _out_block(dout, geo, chunk)
         if geo.channels_last:
             cols_g = cols.reshape(cols.shape[0], G, wg.shape[1]).transpose(1, 0, 2)  # (G,M,KCg)
         else:
             cols_g = cols.reshape(G, wg.shape[2], cols.shape[1])  # (G, Cg*K, M)
             if block.ndim == 4:  # whole samples: (nb, G, Fg, P) -> (G, Fg, nb * P)
-                room = _reorder(geo, chunk, dout.dtype)
+                room = room.reshape(G, block.shape[2], cols.shape[1])
                 room.reshape(G, block.shape[2], *block.shape[::3])[...] = block.transpose(
                     1, 2, 0, 3
                 )
@@ -781,7 +775,7 @@ def _depthwise_calls(geo: ConvGeometry, dtype: np.dtype, call: Callable[..., Non
     def task(chunk: _Chunk, c0: int, c1: int) -> None:
         base, shape = _region(geo, chunk)
         offs = _tap_offset_list(geo, shape)
-        tmp, planes = _workspace(geo, chunk, dtype)  # this thread's own
+        tmp, planes, _ = _workspace(geo, chunk, dtype)  # this thread's own
         call(chunk, base, offs, _wide_length(shape, offs), tmp, planes, c0, c1)
 
     for chunk in _plan(geo, dtype.itemsize):

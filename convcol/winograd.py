@@ -10,7 +10,7 @@ so the convolution becomes 36 GEMMs ``U[k] @ V[k]``, each (F x C) @ (C x tiles),
 quarter of im2col's flops: ``U = G g G^T`` the transformed weights (36, F, C), ``V`` the
 transformed input tiles (36, C, tiles) and ``A^T M A`` each tile's outputs
 (``kernels.winograd_input``, ``kernels.winograd_output``). ``weight_grad`` is its adjoint
-for ``dw``; ``dx`` is the forward pass of the swapped convolution (``conv._winograd_dx``).
+for ``dw``; ``dx`` is the forward pass of the swapped convolution (``conv._winograd_dx_plan``).
 
 Only in float64. The transforms' constants (up to 8, and 1/24) cost precision: the
 rounding error grows with the weights and inputs of a whole 6x6 tile rather than of one 3x3
@@ -34,6 +34,8 @@ propagates them as the oracle does.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .geometry import ConvGeometry
@@ -52,16 +54,22 @@ _G = np.array(
 )
 _GG = np.kron(_G, _G)  # (36, 9)
 
-# Where the route pays, measured in float64 (docs/design.md): the 3x3 layers of the
-# benchmark suite with 64 channels ran in 0.4-0.7 of im2col's time, while vgg_7x7_512 (8
-# samples of 7x7: 32 tiles) ran 2x slower (54.5 against 26.7 ms), the transform of its
-# 512 x 512 weights alone taking 10.7 ms. Thin GEMMs (few channels or filters) run far below
-# the BLAS's speed.
+# Where the route pays, measured in float64 (docs/design.md): from 128 tiles on it ran in
+# 0.6-0.9 of im2col's time, while vgg_7x7_512 (8 samples of 7x7: 32 tiles) ran its
+# forward+backward 1.45x slower, the weights' transform and reading as costly as the tiles.
+# Thin GEMMs (few channels or filters) run far below the BLAS's speed: 8 channels 1.04x,
+# 3 channels 3.2x.
 _MIN_TILES = 128
 _MIN_CHANNELS = 16
 # Chunks of samples of about this size: the GEMMs want many tiles, the transforms want their
 # tiles in cache (cifar_3x3: 29 ms at 16 MiB, 31 at 8, 42 at 32).
 _CHUNK_BYTES = 16 * 2**20
+# And at least twice the transformed weights' bytes of data, so that each chunk's 36 GEMMs
+# amortise reading them (and, for dw, adding each chunk's part of their gradient): with
+# 256 or 512 channels, chunks of one row of tiles ran the route 3-4x slower than im2col
+# (8 samples of 256 x 14 x 14: forward 94 against 30 ms), twice the weights 0.6-0.75 of
+# im2col's time (1x: 0.63-0.83, 4x: 0.58-0.83). docs/design.md has the table.
+_DATA_PER_WEIGHTS = 2
 
 
 def _tiles(geo: ConvGeometry) -> tuple[int, int]:
@@ -82,17 +90,18 @@ def _elements(geo: ConvGeometry, samples: int, rows: int) -> tuple[int, int, int
     )
 
 
-def plan(geo: ConvGeometry, dtype: np.dtype, weights: int = 1) -> list[tuple[int, int, int, int]]:
+def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> list[tuple[int, int, int, int]]:
     """The chunks ``(n0, n1, t0, t1)`` of this route, samples ``n0:n1`` and rows of tiles
     ``t0:t1`` of each, within the workspace limit; empty where the route does not apply or
     would not pay.
 
-    Whole samples, as many as fit 16 MiB with the transformed weights; else runs of tile
-    rows of one sample, as im2col's row chunks (a 224 x 224 sample with 64 channels needs
-    142 MB). ``weights`` arrays of transformed weights (36, F, C) are held beside them: one
-    for the forward pass, two for ``weight_grad``.
+    Whole samples, as many as fit 16 MiB with the transformed weights, or twice the
+    weights' size (``_DATA_PER_WEIGHTS``); else runs of tile rows of one sample, as
+    im2col's row chunks (a 224 x 224 sample with 64 channels needs 142 MB). ``n_weights``
+    arrays of transformed weights (36, F, C) are held beside them: one for the forward
+    pass, two for ``weight_grad``. None at all when ``CONVCOL_WINOGRAD=0``.
     """
-    if geo.nd != 2:
+    if geo.nd != 2 or os.environ.get("CONVCOL_WINOGRAD", "1").strip() == "0":
         return []
     th, tw = _tiles(geo)
     if not (
@@ -114,12 +123,13 @@ def plan(geo: ConvGeometry, dtype: np.dtype, weights: int = 1) -> list[tuple[int
     ):
         return []
     size = dtype.itemsize
-    weights *= 36 * geo.filters * geo.channels * size
+    weights = n_weights * 36 * geo.filters * geo.channels * size
     row = sum(_elements(geo, 1, 1)) * size
     limit = get_workspace_limit()
     if weights + row > limit:
         return []
-    budget = min(limit, max(_CHUNK_BYTES, weights + row)) - weights
+    one = 36 * geo.filters * geo.channels * size
+    budget = min(limit - weights, max(_CHUNK_BYTES - weights, _DATA_PER_WEIGHTS * one, row))
     sample = sum(_elements(geo, 1, th)) * size
     if sample <= budget:
         step = min(geo.batch, budget // sample)

@@ -118,7 +118,8 @@ def scratch(nbytes: int) -> np.ndarray:
     """The first ``nbytes`` of this thread's scratch buffer (uint8; contents undefined)."""
     buf = getattr(_local, "buffer", None)
     if buf is None or buf.nbytes < nbytes:
-        # The old buffer goes before the new one comes: both at once could double the limit.
+        # The old buffer goes before the new one comes: both at once could double the limit
+        # (even when the new one is too large to keep, and the next call starts afresh).
         buf = _local.buffer = None
         buf = np.empty(nbytes, np.uint8)
         if nbytes <= _KEEP_BYTES:

@@ -267,3 +267,41 @@ def test_non_finite_values_propagate_like_the_oracle(value, target, spot, taken,
         "dout": [("forward", True), ("dw", False), ("forward", False)],
     }[target]
     assert taken == expected, taken
+
+
+def test_chunks_hold_twice_the_weights():
+    # 256 channels: 18.9 MB of transformed weights, more than the 16 MiB chunk target. In
+    # chunks of one row of tiles (4 tiles) the route ran 3-4x slower than im2col; with data
+    # of twice the weights' size, the whole batch of 8 samples (3 MB each) is one chunk.
+    geo = conv_geometry((8, 256, 14, 14), (256, 256, 3, 3), None, 2, padding=1)
+    for n_weights in (1, 2):
+        assert winograd.plan(geo, np.dtype(np.float64), n_weights) == [(0, 8, 0, 4)]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_a_dx_given_back_is_not_tried_again(taken, rng):
+    # More channels than filters: the swapped convolution pays, and once went through the
+    # Winograd route a second time after dx had given its call back (review).
+    x, w = rng.standard_normal((2, 32, 8, 8)), rng.standard_normal((4, 32, 3, 3))
+    dout = rng.standard_normal((2, 4, 8, 8))
+    dout[1, 2, 3, 4] = np.nan
+    for got, ref in zip(
+        convcol.conv2d_backward(dout, x, w, padding=1),
+        conv_nd_backward_naive(dout, x, w, padding=1),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10, strict=True)
+    assert taken == [("dw", False), ("forward", False)]
+
+
+def test_the_environment_turns_the_route_off(monkeypatch, rng):
+    x, w = rng.standard_normal((8, 16, 16, 16)), rng.standard_normal((16, 16, 3, 3))
+    geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
+    assert winograd.plan(geo, np.dtype(np.float64))
+    on = convcol.conv2d(x, w, padding=1)
+    monkeypatch.setenv("CONVCOL_WINOGRAD", "0")
+    assert winograd.plan(geo, np.dtype(np.float64)) == []
+    off = convcol.conv2d(x, w, padding=1)
+    monkeypatch.setattr(winograd, "_MIN_TILES", 2**62)  # im2col, however it is turned off
+    np.testing.assert_array_equal(off, convcol.conv2d(x, w, padding=1), strict=True)
+    assert not np.array_equal(on, off)  # the two routes round differently
