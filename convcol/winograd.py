@@ -35,6 +35,7 @@ propagates them as the oracle does.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -142,6 +143,41 @@ def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> list[tuple[i
     ]
 
 
+def _chunked(
+    x: np.ndarray, geo: ConvGeometry, chunks: list[tuple[int, int, int, int]], n_weights: int
+) -> tuple[list[np.ndarray], Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]]:
+    """This thread's buffer laid out for the route: ``n_weights`` arrays (36, F, C), then for
+    each chunk in turn, once its padded input has been transformed, ``(chunk, V, room)``
+    with ``V`` (36, C, tiles) and ``room`` (36, F, tiles) for the products or their
+    gradient."""
+    from . import kernels
+
+    F, C = geo.filters, geo.channels
+    H, W = geo.in_size
+    wp = 4 * _tiles(geo)[1] + 2
+    pad = geo.kernel_args()[2]
+    n0, n1, t0, t1 = chunks[0]  # the largest
+    n_xp, n_v, n_f = _elements(geo, n1 - n0, t1 - t0)
+    n_u = 36 * F * C
+    buf = scratch((n_weights * n_u + n_xp + n_v + n_f) * x.itemsize).view(x.dtype)
+    weights = [buf[i * n_u : (i + 1) * n_u].reshape(36, F, C) for i in range(n_weights)]
+    buf = buf[n_weights * n_u :]
+
+    def transformed() -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]:
+        for chunk in chunks:
+            n0, n1, t0, t1 = chunk
+            m, hp = n1 - n0, 4 * (t1 - t0) + 2
+            e_xp, e_v, e_f = _elements(geo, m, t1 - t0)
+            xp = buf[:e_xp].reshape(m, C, 1, 1, 1, 1, hp, wp)
+            v = buf[n_xp : n_xp + e_v].reshape(36, C, -1)
+            room = buf[n_xp + n_v : n_xp + n_v + e_f].reshape(36, F, -1)
+            kernels.pad_region(x[n0:n1].reshape(m, C, 1, H, W), xp, (0, 4 * t0), pad, (0,))
+            kernels.winograd_input(xp.reshape(m, C, hp, wp), v)
+            yield chunk, v, room
+
+    return weights, transformed()
+
+
 def forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -155,25 +191,11 @@ def forward(
     from . import kernels
 
     F, C = geo.filters, geo.channels
-    H, W = geo.in_size
-    wp = 4 * _tiles(geo)[1] + 2
-    pad = geo.kernel_args()[2]
-    n0, n1, t0, t1 = chunks[0]  # the largest
-    n_xp, n_v, n_m = _elements(geo, n1 - n0, t1 - t0)
-    n_u = 36 * F * C
-    buf = scratch((n_u + n_xp + n_v + n_m) * x.itemsize).view(x.dtype)
-    u, buf = buf[:n_u].reshape(36, F, C), buf[n_u:]
+    (u,), tiles = _chunked(x, geo, chunks, 1)
     np.matmul(_GG, w.reshape(F * C, 9).T, out=u.reshape(36, F * C))
     bias = np.empty(0, x.dtype) if b is None else b
     out = np.empty(geo.out_shape, x.dtype)
-    for n0, n1, t0, t1 in chunks:
-        m, hp = n1 - n0, 4 * (t1 - t0) + 2
-        e_xp, e_v, e_m = _elements(geo, m, t1 - t0)
-        xp = buf[:e_xp].reshape(m, C, 1, 1, 1, 1, hp, wp)
-        v = buf[n_xp : n_xp + e_v].reshape(36, C, -1)
-        prod = buf[n_xp + n_v : n_xp + n_v + e_m].reshape(36, F, -1)
-        kernels.pad_region(x[n0:n1].reshape(m, C, 1, H, W), xp, (0, 4 * t0), pad, (0,))
-        kernels.winograd_input(xp.reshape(m, C, hp, wp), v)
+    for (n0, n1, t0, t1), v, prod in tiles:
         np.matmul(u, v, out=prod)
         block = out[n0:n1, :, 4 * t0 : 4 * t1]
         kernels.winograd_output(prod, block, bias)
@@ -198,24 +220,9 @@ def weight_grad(
     from . import kernels
 
     F, C = geo.filters, geo.channels
-    H, W = geo.in_size
-    wp = 4 * _tiles(geo)[1] + 2
-    pad = geo.kernel_args()[2]
-    n0, n1, t0, t1 = chunks[0]  # the largest
-    n_xp, n_v, n_z = _elements(geo, n1 - n0, t1 - t0)
-    n_u = 36 * F * C
-    buf = scratch((2 * n_u + n_xp + n_v + n_z) * x.itemsize).view(x.dtype)
-    du, part = buf[:n_u].reshape(36, F, C), buf[n_u : 2 * n_u].reshape(36, F, C)
-    buf = buf[2 * n_u :]
+    (du, part), tiles = _chunked(x, geo, chunks, 2)
     du[...] = 0
-    for n0, n1, t0, t1 in chunks:
-        m, hp = n1 - n0, 4 * (t1 - t0) + 2
-        e_xp, e_v, e_z = _elements(geo, m, t1 - t0)
-        xp = buf[:e_xp].reshape(m, C, 1, 1, 1, 1, hp, wp)
-        v = buf[n_xp : n_xp + e_v].reshape(36, C, -1)
-        z = buf[n_xp + n_v : n_xp + n_v + e_z].reshape(36, F, -1)
-        kernels.pad_region(x[n0:n1].reshape(m, C, 1, H, W), xp, (0, 4 * t0), pad, (0,))
-        kernels.winograd_input(xp.reshape(m, C, hp, wp), v)
+    for (n0, n1, t0, t1), v, z in tiles:
         kernels.winograd_grad_output(dout[n0:n1, :, 4 * t0 : 4 * t1], z)
         np.matmul(z, v.transpose(0, 2, 1), out=part)
         du += part

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -51,3 +52,22 @@ def assert_close(actual, expected, dtype, reduction: int = 1, magnitude=None) ->
     np.testing.assert_allclose(
         actual.astype(np.float64), expected, rtol=tol, atol=tol * scale, strict=True
     )
+
+
+def assert_peak_within(call, limit: int, results: int) -> None:
+    """``call()``'s peak NumPy memory (tracemalloc sees NumPy's allocations) stays under the
+    workspace ``limit`` plus ``results`` bytes for the arrays it returns or keeps, and 64 KiB
+    of small objects. A first call outside the measurement compiles the kernels (a new
+    array layout loads another version of one); the thread's kept scratch buffer is then
+    dropped, so that its allocation counts."""
+    from convcol import workspace
+
+    call()
+    workspace._local.__dict__.clear()
+    tracemalloc.start()
+    try:
+        call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= limit + results + 64 * 2**10, (peak, limit, results)

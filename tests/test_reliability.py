@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_close, assert_peak_within
 from hypothesis import event, given
 from hypothesis import strategies as st
 
 import convcol
-from convcol import ConvError, winograd, workspace
+from convcol import ConvError, winograd
 from convcol.naive import (
     conv_nd_backward_naive,
     conv_nd_naive,
@@ -505,20 +505,10 @@ class TestWorkspace:
         dout = rng.standard_normal((32, 8, 24, 24))
         limit = 512 * 2**10  # a sample's columns are 8 * 9 * 576 * 8 = 331776 bytes
         with convcol.workspace_limit(limit):
-            convcol.conv2d_backward(dout, x, w, padding=1)  # compile outside the measurement
-            for call, results in [
-                (lambda: convcol.conv2d(x, w, padding=1), x.nbytes),
-                (
-                    lambda: convcol.conv2d_backward(dout, x, w, padding=1),
-                    x.nbytes + w.nbytes + 2 * dout.nbytes,
-                ),
-            ]:
-                workspace._local.__dict__.clear()  # its kept buffer is counted too
-                tracemalloc.start()
-                call()
-                _, peak = tracemalloc.get_traced_memory()
-                tracemalloc.stop()
-                assert peak <= limit + results + 64 * 2**10, (peak, limit, results)
+            assert_peak_within(lambda: convcol.conv2d(x, w, padding=1), limit, x.nbytes)
+            results = x.nbytes + w.nbytes + 2 * dout.nbytes
+            backward = lambda: convcol.conv2d_backward(dout, x, w, padding=1)  # noqa: E731
+            assert_peak_within(backward, limit, results)
 
     @pytest.mark.parametrize("route", ["im2col", "winograd"])
     def test_chunks_of_several_samples_stay_under_limit(self, route, rng, monkeypatch):
@@ -531,21 +521,11 @@ class TestWorkspace:
         dout = rng.standard_normal((8, 128, 32, 32))
         for limit in (4 * 2**20, 9 * 2**20):
             with convcol.workspace_limit(limit):
-                for call, results in [
-                    (lambda: convcol.conv2d(x, w, padding=1), dout.nbytes),
-                    # dx, dw, db, and the swapped weights of a Winograd dx
-                    (
-                        lambda: convcol.conv2d_backward(dout, x, w, padding=1),
-                        x.nbytes + 2 * w.nbytes + 128 * 8,
-                    ),
-                ]:
-                    call()  # compile outside the measurement
-                    workspace._local.__dict__.clear()
-                    tracemalloc.start()
-                    call()
-                    _, peak = tracemalloc.get_traced_memory()
-                    tracemalloc.stop()
-                    assert peak <= limit + results + 64 * 2**10, (peak, limit, results)
+                assert_peak_within(lambda: convcol.conv2d(x, w, padding=1), limit, dout.nbytes)
+                # dx, dw, db, and the swapped weights of a Winograd dx
+                results = x.nbytes + 2 * w.nbytes + 128 * 8
+                backward = lambda: convcol.conv2d_backward(dout, x, w, padding=1)  # noqa: E731
+                assert_peak_within(backward, limit, results)
 
     def test_a_limit_below_one_sample_splits_samples_by_output_rows(self, rng):
         x = rng.standard_normal((2, 4, 9, 10))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
+from conftest import assert_peak_within
 from oracle_cases import CASES
 from test_conv import check_against_oracle
 
 import convcol
-from convcol import winograd, workspace
+from convcol import winograd
 from convcol.bench import SHAPES
 from convcol.geometry import conv_geometry
 from convcol.naive import (
@@ -158,20 +157,9 @@ def test_peak_memory_stays_under_limit(taken, rng):
     dout = rng.standard_normal((8, 32, 32, 32))
     limit = _limit((x.shape, w.shape), 3, 8)
     with convcol.workspace_limit(limit):
-        convcol.conv2d_backward(dout, x, w, padding=1)  # compile outside the measurement
-        for call, results in [
-            (lambda: convcol.conv2d(x, w, padding=1), x.nbytes),
-            (
-                lambda: convcol.conv2d_backward(dout, x, w, padding=1),
-                x.nbytes + 2 * w.nbytes + 2 * dout.nbytes,
-            ),
-        ]:
-            workspace._local.__dict__.clear()  # its kept buffer is counted too
-            tracemalloc.start()
-            call()
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-            assert peak <= limit + results + 64 * 2**10, (peak, limit, results)
+        assert_peak_within(lambda: convcol.conv2d(x, w, padding=1), limit, x.nbytes)
+        results = x.nbytes + 2 * w.nbytes + 2 * dout.nbytes
+        assert_peak_within(lambda: convcol.conv2d_backward(dout, x, w, padding=1), limit, results)
     assert taken and all(gave for _, gave in taken), taken
 
 
