@@ -431,6 +431,32 @@ def depthwise_backward(
 # The constants are the rows of B^T and A^T (Lavin and Gray, 2015, with points 0, +-1, +-2).
 
 
+@numba.njit(cache=True, inline="always")
+def _bt(d0, d1, d2, d3, d4, d5):
+    # B^T d for a run of 6 values: the input transform along one axis.
+    return (
+        4 * d0 - 5 * d2 + d4,
+        d3 + d4 - 4 * (d1 + d2),
+        4 * (d1 - d2) - d3 + d4,
+        2 * (d3 - d1) - d2 + d4,
+        2 * (d1 - d3) - d2 + d4,
+        4 * d1 - 5 * d3 + d5,
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _a(y0, y1, y2, y3):
+    # A y for a run of 4 output gradients: the adjoint of the output transform A^T m.
+    return (
+        y0,
+        y0 + y1 + y2 + y3,
+        y0 - y1 + y2 - y3,
+        y0 + 2 * y1 + 4 * y2 + 8 * y3,
+        y0 - 2 * y1 + 4 * y2 - 8 * y3,
+        y3,
+    )
+
+
 @numba.njit(cache=True, nogil=True)
 def winograd_input(xp, V):
     # xp (nb, C, 4 * TH + 2, 4 * TW + 2), a padded input; V (36, C, nb * TH * TW): component
@@ -444,12 +470,8 @@ def winograd_input(xp, V):
                 r0, r1, r2 = xp[n, c, 4 * ty], xp[n, c, 4 * ty + 1], xp[n, c, 4 * ty + 2]
                 r3, r4, r5 = xp[n, c, 4 * ty + 3], xp[n, c, 4 * ty + 4], xp[n, c, 4 * ty + 5]
                 for j in range(WP):
-                    e[0, j] = 4 * r0[j] - 5 * r2[j] + r4[j]
-                    e[1, j] = r3[j] + r4[j] - 4 * (r1[j] + r2[j])
-                    e[2, j] = 4 * (r1[j] - r2[j]) - r3[j] + r4[j]
-                    e[3, j] = 2 * (r3[j] - r1[j]) - r2[j] + r4[j]
-                    e[4, j] = 2 * (r1[j] - r3[j]) - r2[j] + r4[j]
-                    e[5, j] = 4 * r1[j] - 5 * r3[j] + r5[j]
+                    e0, e1, e2, e3, e4, e5 = _bt(r0[j], r1[j], r2[j], r3[j], r4[j], r5[j])
+                    e[0, j], e[1, j], e[2, j], e[3, j], e[4, j], e[5, j] = e0, e1, e2, e3, e4, e5
                 t0 = (n * TH + ty) * TW
                 for i in range(6):
                     a = e[i]
@@ -457,20 +479,15 @@ def winograd_input(xp, V):
                     v3, v4, v5 = V[6 * i + 3, c], V[6 * i + 4, c], V[6 * i + 5, c]
                     for tx in range(TW):
                         j, t = np.uint64(4 * tx), np.uint64(t0 + tx)
-                        d0, d1, d2, d3 = a[j], a[j + 1], a[j + 2], a[j + 3]
-                        d4, d5 = a[j + 4], a[j + 5]
-                        v0[t] = 4 * d0 - 5 * d2 + d4
-                        v1[t] = d3 + d4 - 4 * (d1 + d2)
-                        v2[t] = 4 * (d1 - d2) - d3 + d4
-                        v3[t] = 2 * (d3 - d1) - d2 + d4
-                        v4[t] = 2 * (d1 - d3) - d2 + d4
-                        v5[t] = 4 * d1 - 5 * d3 + d5
+                        d = _bt(a[j], a[j + 1], a[j + 2], a[j + 3], a[j + 4], a[j + 5])
+                        v0[t], v1[t], v2[t], v3[t], v4[t], v5[t] = d
 
 
 @numba.njit(cache=True, nogil=True)
 def winograd_output(M, out, b):
     # M (36, F, nb * TH * TW), laid out as V; out (nb, F, OH, OW), written whole (tiles
-    # past the edge are cut); b (F,) the bias, or empty for none.
+    # past the edge are cut); b (F,) the bias, or empty for none. A^T written out rather
+    # than through a helper like _bt's: that measured 5-10% slower here.
     nb, F, OH, OW = out.shape
     TH, TW = (OH + 3) // 4, (OW + 3) // 4
     full = OW // 4
@@ -530,13 +547,8 @@ def winograd_grad_output(g, Z):
                         y[a] = 0
                 y0, y1, y2, y3 = y[0], y[1], y[2], y[3]
                 for j in range(OW):
-                    a0, a1, a2, a3 = y0[j], y1[j], y2[j], y3[j]
-                    e[0, j] = a0
-                    e[1, j] = a0 + a1 + a2 + a3
-                    e[2, j] = a0 - a1 + a2 - a3
-                    e[3, j] = a0 + 2 * a1 + 4 * a2 + 8 * a3
-                    e[4, j] = a0 - 2 * a1 + 4 * a2 - 8 * a3
-                    e[5, j] = a3
+                    e0, e1, e2, e3, e4, e5 = _a(y0[j], y1[j], y2[j], y3[j])
+                    e[0, j], e[1, j], e[2, j], e[3, j], e[4, j], e[5, j] = e0, e1, e2, e3, e4, e5
                 t0 = (n * TH + ty) * TW
                 for i in range(6):
                     q = e[i]
@@ -544,10 +556,6 @@ def winograd_grad_output(g, Z):
                     z3, z4, z5 = Z[6 * i + 3, f], Z[6 * i + 4, f], Z[6 * i + 5, f]
                     for tx in range(TW):
                         j, t = np.uint64(4 * tx), np.uint64(t0 + tx)
-                        a0, a1, a2, a3 = q[j], q[j + 1], q[j + 2], q[j + 3]
-                        z0[t] = a0
-                        z1[t] = a0 + a1 + a2 + a3
-                        z2[t] = a0 - a1 + a2 - a3
-                        z3[t] = a0 + 2 * a1 + 4 * a2 + 8 * a3
-                        z4[t] = a0 - 2 * a1 + 4 * a2 - 8 * a3
-                        z5[t] = a3
+                        z0[t], z1[t], z2[t], z3[t], z4[t], z5[t] = _a(
+                            q[j], q[j + 1], q[j + 2], q[j + 3]
+                        )
