@@ -386,34 +386,78 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
     if not chunks and _swap(geo, w):  # the output is the swapped convolution's dx
         out, _ = _backward(x, None, _swapped_weights(w, geo), _swapped(geo))
         return _add_bias(out, b, geo)  # type: ignore[arg-type]
-    G = geo.groups
     wg = _group_weights(w, geo)
     out = np.empty(geo.out_shape, x.dtype)
     if _is_pointwise(geo):
         np.matmul(*_pointwise_operands(x, wg, geo), out=_pointwise_view(out, geo, geo.filters))
         return _add_bias(out, b, geo)
+    _im2col_pass(x, wg, geo, out=out, b=b)
+    return out
+
+
+def _column_groups(cols: np.ndarray, wg: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """A chunk's columns as G stacked GEMM operands, a view: (G, Cg*K, M) channels first,
+    (G, M, K*Cg) channels last (M the chunk's positions)."""
+    if geo.channels_last:
+        return cols.reshape(cols.shape[0], geo.groups, wg.shape[1]).transpose(1, 0, 2)
+    return cols.reshape(geo.groups, wg.shape[2], cols.shape[1])
+
+
+def _gemm_block(a: np.ndarray, geo: ConvGeometry, chunk: _Chunk, room: np.ndarray) -> np.ndarray:
+    """The chunk's block of the output-shaped ``a`` as one GEMM operand (``_out_block``),
+    several samples copied into ``room`` as (G, Fg, nb * P)."""
+    block = _out_block(a, geo, chunk)
+    if block.ndim == 4:
+        nb, G, Fg, P = block.shape
+        room = room.reshape(G, Fg, nb * P)
+        room.reshape(G, Fg, nb, P)[...] = block.transpose(1, 2, 0, 3)
+        return room
+    return block
+
+
+def _add_weight_grad(dwg: np.ndarray, g: np.ndarray, cols_g: np.ndarray, geo: ConvGeometry) -> None:
+    """``dwg += g @ cols.T`` per group (the layouts of ``_group_weights``)."""
+    if geo.channels_last:
+        dwg += np.matmul(cols_g.transpose(0, 2, 1), g)
+    else:
+        dwg += np.matmul(g, cols_g.transpose(0, 2, 1))
+
+
+def _im2col_pass(
+    x: np.ndarray,
+    wg: np.ndarray,
+    geo: ConvGeometry,
+    *,
+    out: np.ndarray | None = None,
+    b: np.ndarray | None = None,
+    grad: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """One pass over ``x``'s im2col columns, chunk by chunk: the convolution into ``out``
+    (plus ``b``), if given, and the weight gradient for the output gradient ``grad``, if
+    given (returned in ``wg``'s layout), from the same columns."""
+    G = geo.groups
+    dwg = None if grad is None else np.zeros(wg.shape, x.dtype)
     for chunk in _plan(geo, x.dtype.itemsize):
         cols, region, room = _workspace(geo, chunk, x.dtype)
         _im2col_into(x, cols, region, geo, chunk)
-        block = _out_block(out, geo, chunk)
-        if geo.channels_last:
-            np.matmul(cols.reshape(cols.shape[0], G, wg.shape[1]).transpose(1, 0, 2), wg, out=block)
-        elif block.ndim == 3:
-            # The GEMM writes straight into the output (rows P apart), no copy.
-            np.matmul(wg, cols.reshape(G, wg.shape[2], cols.shape[1]), out=block)
-        else:
-            # Several small samples in one GEMM, then an output-sized reorder.
-            nb, _, Fg, P = block.shape
-            res = np.matmul(
-                wg,
-                cols.reshape(G, wg.shape[2], cols.shape[1]),
-                out=room.reshape(G, wg.shape[1], cols.shape[1]),
-            )
-            block[...] = res.reshape(G, Fg, nb, P).transpose(2, 0, 1, 3)
-        if b is not None:  # while the chunk's output is in cache, not in a pass of its own
-            shape = (G, 1, -1) if geo.channels_last else (G, -1, 1)
-            block += b.reshape(shape)
-    return out
+        cols_g = _column_groups(cols, wg, geo)
+        if out is not None:
+            block = _out_block(out, geo, chunk)
+            if geo.channels_last:
+                np.matmul(cols_g, wg, out=block)
+            elif block.ndim == 3:
+                # The GEMM writes straight into the output (rows P apart), no copy.
+                np.matmul(wg, cols_g, out=block)
+            else:
+                # Several small samples in one GEMM, then an output-sized reorder.
+                nb, _, Fg, P = block.shape
+                res = np.matmul(wg, cols_g, out=room.reshape(G, Fg, nb * P))
+                block[...] = res.reshape(G, Fg, nb, P).transpose(2, 0, 1, 3)
+            if b is not None:  # while the chunk's output is in cache, not in a pass of its own
+                block += b.reshape((G, 1, -1) if geo.channels_last else (G, -1, 1))
+        if dwg is not None:  # (after the forward pass's reorder: they share the room)
+            _add_weight_grad(dwg, _gemm_block(grad, geo, chunk, room), cols_g, geo)
+    return dwg
 
 
 def _add_bias(out: np.ndarray, b: np.ndarray | None, geo: ConvGeometry) -> np.ndarray:
@@ -524,17 +568,19 @@ def _swap_pays(geo: ConvGeometry) -> bool:
     )
 
 
+def _swap_fits(geo: ConvGeometry, itemsize: int) -> bool:
+    """Whether the swapped route pays for ``geo`` and one row of the swapped convolution's
+    workspace fits the limit (it may need more than one of ``geo``'s, which the up-front
+    check passed)."""
+    return _swap_pays(geo) and _row_bytes(_swapped(geo), itemsize) <= get_workspace_limit()
+
+
 def _swap(geo: ConvGeometry, w: np.ndarray) -> bool:
-    """Whether to take the swapped route for ``geo`` with weights ``w``: when it pays, when
-    every weight is finite (the two routes meet the zero padding in different products, and
-    an inf or NaN weight times a padded zero is NaN in one and absent from the other), and
-    when one row of the swapped convolution's workspace fits the limit (it may need more
-    than one of ``geo``'s, which the up-front check passed)."""
-    return (
-        _swap_pays(geo)
-        and bool(np.isfinite(w).all())
-        and _row_bytes(_swapped(geo), w.dtype.itemsize) <= get_workspace_limit()
-    )
+    """Whether to compute ``geo``'s forward pass (or dx) by the swapped route: when it fits
+    and pays, and every weight is finite (the two routes meet the zero padding in
+    different products, and an inf or NaN weight times a padded zero is NaN in one and
+    absent from the other)."""
+    return _swap_fits(geo, w.dtype.itemsize) and bool(np.isfinite(w).all())
 
 
 def _winograd_dx_plan(geo: ConvGeometry, w: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -583,13 +629,16 @@ def _gemm_backward(
     chunks = [] if x is None else winograd.plan(geo, dout.dtype, 2)
     if chunks:
         dw = winograd.weight_grad(dout, x, geo, chunks)  # type: ignore[arg-type]
-    if want_dx:
-        dx_chunks = _winograd_dx_plan(geo, w)
-        if dx_chunks:
-            sw = _swapped_weights(w, geo)
-            dx = winograd.forward(dout, sw, None, _swapped(geo), dx_chunks)
-        elif _swap(geo, w):
-            dx = _forward(dout, _swapped_weights(w, geo), None, _swapped(geo))
+    dx_chunks = _winograd_dx_plan(geo, w) if want_dx else []
+    if dx_chunks:
+        sw = _swapped_weights(w, geo)
+        dx = winograd.forward(dout, sw, None, _swapped(geo), dx_chunks)
+    need_dx = want_dx and dx is None and not dx_chunks
+    if x is not None and dw is None and _swap_fits(geo, dout.dtype.itemsize):
+        swapped_dx, dw = _swapped_backward(dout, x, w, geo, need_dx)
+        dx = dx if swapped_dx is None else swapped_dx
+    elif need_dx and _swap(geo, w):
+        dx = _forward(dout, _swapped_weights(w, geo), None, _swapped(geo))
     if (dw is not None or x is None) and (dx is not None or not want_dx):
         return dx, dw
     dwg = np.zeros(wg.shape, dout.dtype) if x is not None and dw is None else None
@@ -598,23 +647,11 @@ def _gemm_backward(
         dx = np.zeros(geo.x_shape, dout.dtype)
     for chunk in _plan(geo, dout.dtype.itemsize):
         cols, region, room = _workspace(geo, chunk, dout.dtype)
-        block = _out_block(dout, geo, chunk)
-        if geo.channels_last:
-            cols_g = cols.reshape(cols.shape[0], G, wg.shape[1]).transpose(1, 0, 2)  # (G,M,KCg)
-        else:
-            cols_g = cols.reshape(G, wg.shape[2], cols.shape[1])  # (G, Cg*K, M)
-            if block.ndim == 4:  # whole samples: (nb, G, Fg, P) -> (G, Fg, nb * P)
-                room = room.reshape(G, block.shape[2], cols.shape[1])
-                room.reshape(G, block.shape[2], *block.shape[::3])[...] = block.transpose(
-                    1, 2, 0, 3
-                )
-                block = room
+        cols_g = _column_groups(cols, wg, geo)
+        block = _gemm_block(dout, geo, chunk, room)
         if dwg is not None:
             _im2col_into(x, cols, region, geo, chunk)  # type: ignore[arg-type]
-            if geo.channels_last:
-                dwg += np.matmul(cols_g.transpose(0, 2, 1), block)
-            else:
-                dwg += np.matmul(block, cols_g.transpose(0, 2, 1))
+            _add_weight_grad(dwg, block, cols_g, geo)
         if dx_cols:
             # The columns are spent: their buffer takes the column gradient.
             if geo.channels_last:
@@ -628,6 +665,34 @@ def _gemm_backward(
             dwg = dwg.reshape(G, geo.window, Cg, geo.filters // G).transpose(0, 3, 2, 1)
         dw = np.ascontiguousarray(dwg).reshape(geo.w_shape)
     return dx, dw
+
+
+def _swapped_backward(
+    dout: np.ndarray, x: np.ndarray, w: np.ndarray, geo: ConvGeometry, want_dx: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(dx, dw)`` from one pass over the columns of ``dout``, the swapped convolution's
+    input: its forward pass is ``dx`` (if wanted, and every weight is finite, as in
+    ``_swap``) and its weight gradient for the output gradient ``x`` is ``dw``, swapped
+    and flipped (the form ``<conv(x, w), dout>`` is the same either way round). Either is
+    None where not computed.
+
+    This ``dw`` multiplies x by dout's padding where im2col's multiplies dout by x's, so an
+    inf or NaN in either would meet other products than the oracle's. It is kept only if
+    ``dout`` (its sum) and ``dw`` are finite: then no input was inf or NaN (every element
+    of ``x`` meets every tap, and inf * 0 is NaN), and both routes add the same products.
+    """
+    swapped = _swapped(geo)
+    want_dx = want_dx and bool(np.isfinite(w).all())
+    finite_dout = bool(np.isfinite(dout.sum()))
+    if not (want_dx or finite_dout) or _is_depthwise(swapped):
+        # (A depthwise swapped convolution has no columns: _forward's kernels take dx.)
+        return (_forward(dout, _swapped_weights(w, geo), None, swapped) if want_dx else None), None
+    out = np.empty(geo.x_shape, dout.dtype) if want_dx else None
+    ws = _group_weights(_swapped_weights(w, geo), swapped)
+    dws = _im2col_pass(dout, ws, swapped, out=out, grad=x if finite_dout else None)
+    if dws is None or not np.isfinite(dws.sum()):
+        return out, None
+    return out, _swapped_weights(dws.reshape(swapped.w_shape), swapped)
 
 
 def _pointwise_backward(

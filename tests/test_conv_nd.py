@@ -463,5 +463,30 @@ def test_the_swapped_convolution_is_taken_when_it_pays(name, rng, monkeypatch):
     out = fwd(x, w, **options)
     bwd(np.ones_like(out), x, w, **options)
     assert bool(calls) == name.endswith("swapped"), calls
-    # Never both ways: the swapped convolution of a swapped one is not swapped again.
-    assert all(not conv._swap_pays(conv._swapped(g)) for g in calls)
+    # Weights are swapped for a geometry that pays (the forward pass or dx, dw's columns),
+    # or back from its swapped one (dw): never both ways, which would swap back for ever.
+    assert all(conv._swap_pays(g) != conv._swap_pays(conv._swapped(g)) for g in calls)
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES if c[0].endswith("swapped")])
+def test_dw_comes_from_the_columns_of_dout_when_the_swap_pays(name, rng, monkeypatch):
+    # conv._swapped_backward: dw from the swapped convolution's columns, those of dout,
+    # except where that convolution is depthwise (it has none). The named cases check the
+    # numbers against the oracle; this checks that they test this route.
+    _, kind, x_shape, w_shape, options = next(c for c in CASES if c[0] == name)
+    passes = []  # (geometry, whether a weight gradient came from its columns)
+    real = conv._im2col_pass
+    monkeypatch.setattr(
+        conv,
+        "_im2col_pass",
+        lambda x, wg, geo, **kw: (
+            passes.append((geo, kw.get("grad") is not None)) or real(x, wg, geo, **kw)
+        ),
+    )
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    fwd, bwd = fast_functions(kind, len(x_shape) - 2)
+    out = fwd(x, w, **options)
+    bwd(rng.standard_normal(out.shape), x, w, **options)
+    dws = [geo for geo, with_grad in passes if with_grad]
+    assert len(dws) == (0 if "groups_same" in name else 1), passes
+    assert all(conv._swap_pays(conv._swapped(geo)) for geo in dws)

@@ -18,7 +18,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 import convcol
-from convcol import ConvError, winograd
+from convcol import ConvError, conv, winograd
 from convcol.naive import (
     conv_nd_backward_naive,
     conv_nd_naive,
@@ -243,7 +243,7 @@ NONFINITE_SPOTS = {"start": 0, "middle": None, "end": -1}
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", list(NONFINITE_SPOTS))
-@pytest.mark.parametrize("target", ["x", "w"])
+@pytest.mark.parametrize("target", ["x", "w", "dout"])
 @pytest.mark.parametrize(
     ("layout", "groups", "stride", "filters"),
     [
@@ -253,8 +253,9 @@ NONFINITE_SPOTS = {"start": 0, "middle": None, "end": -1}
         # never meet a gradient (regression: 0 * inf in them made NaN in dw and dx).
         ("channels_first", 10, 1, 10),
         ("channels_first", 10, 2, 10),
-        # Fewer filters than channels, where the swapped convolution would meet the zero
-        # padding in other products than the oracle (regression, found in review).
+        # Fewer filters than channels, where the swapped convolution (the forward pass, dx,
+        # and dw from dout's columns) would meet the zero padding in other products than
+        # the oracle (regression, found in review).
         ("channels_first", 1, 1, 2),
         ("channels_first", 2, 1, 2),
     ],
@@ -264,28 +265,45 @@ def test_non_finite_values_propagate_like_the_oracle(
 ):
     x = rng.standard_normal((2, 10, 6, 5))
     w = rng.standard_normal((filters, 10 // groups, 3, 3))
-    arr = x if target == "x" else w
-    flat = arr.reshape(-1)
-    spot = NONFINITE_SPOTS[where]
-    flat[flat.size // 2 if spot is None else spot] = value
     options = {"stride": stride, "padding": 1, "groups": groups}
+    dout = rng.standard_normal((2, filters, 6 // stride, -(-5 // stride)))
+    spot = NONFINITE_SPOTS[where]
+    flat = {"x": x, "w": w, "dout": dout}[target].reshape(-1)
+    flat[flat.size // 2 if spot is None else spot] = value
     if layout == "channels_last":
-        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        x, dout = (np.ascontiguousarray(np.moveaxis(a, 1, -1)) for a in (x, dout))
         options["data_format"] = "channels_last"
     ref = conv_nd_naive(x, w, **options)
     out = convcol.conv2d(x, w, **options)
     # assert_allclose demands NaN where the oracle has NaN and the same infinities, so a
     # masked or spread non-finite value fails it.
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10, strict=True)
-    assert np.isnan(out).any() or np.isinf(out).any()
-    assert np.isfinite(out).any(), "a single non-finite input must not poison every output"
-    dout = rng.standard_normal(out.shape)
-    for g, e in zip(
-        convcol.conv2d_backward(dout, x, w, **options),
-        conv_nd_backward_naive(dout, x, w, **options),
-        strict=True,
-    ):
+    if target != "dout":
+        assert np.isnan(out).any() or np.isinf(out).any()
+        assert np.isfinite(out).any(), "a single non-finite input must not poison every output"
+    grads = convcol.conv2d_backward(dout, x, w, **options)
+    expected = conv_nd_backward_naive(dout, x, w, **options)
+    for g, e in zip(grads, expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-9, strict=True)
+    assert any(not np.isfinite(g).all() for g in grads), "the value never reached a gradient"
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_dout_under_a_window_of_padding_only(value, rng):
+    # Output 0's dilated taps (0, 2, 4) all land in the padding, so the oracle's dw has
+    # dout[0] * 0 (NaN) while dw from dout's columns (the swapped convolution, which pays
+    # here) never reads dout[0]: that route must check dout itself.
+    x, w = rng.standard_normal((1, 8, 1)), rng.standard_normal((2, 8, 3))
+    options = {"padding": ((1, 4),), "dilation": 2}
+    dout = rng.standard_normal((1, 2, 2))
+    dout[0, 0, 0] = value
+    geo = conv._prepare(1, x, w, None, **options)[-1]
+    assert conv._swap_pays(geo)
+    got = convcol.conv1d_backward(dout, x, w, **options)
+    for g, e in zip(got, conv_nd_backward_naive(dout, x, w, **options), strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-9, strict=True)
+    assert np.isnan(got[1][0]).all()
 
 
 def test_threads_with_mixed_kinds_and_dtypes_match_serial():
@@ -511,19 +529,22 @@ class TestWorkspace:
             assert_peak_within(backward, limit, results)
 
     @pytest.mark.parametrize("route", ["im2col", "winograd"])
-    def test_chunks_of_several_samples_stay_under_limit(self, route, rng, monkeypatch):
+    @pytest.mark.parametrize("channels", [(16, 128), (128, 16)])
+    def test_chunks_of_several_samples_stay_under_limit(self, route, channels, rng, monkeypatch):
         # Many more filters than channels: a chunk of several samples reorders its output
         # block (forward) or dout block (backward) through a temporary that once went
-        # uncounted, 5-11 MB over a 4-9 MiB limit (review).
+        # uncounted, 5-11 MB over a 4-9 MiB limit (review). Many fewer: the swapped
+        # convolution, whose columns give dx and dw in one pass.
         if route == "im2col":
             monkeypatch.setattr(winograd, "_MIN_TILES", 2**62)
-        x, w = rng.standard_normal((8, 16, 32, 32)), rng.standard_normal((128, 16, 3, 3))
-        dout = rng.standard_normal((8, 128, 32, 32))
+        C, F = channels
+        x, w = rng.standard_normal((8, C, 32, 32)), rng.standard_normal((F, C, 3, 3))
+        dout = rng.standard_normal((8, F, 32, 32))
         for limit in (4 * 2**20, 9 * 2**20):
             with convcol.workspace_limit(limit):
                 assert_peak_within(lambda: convcol.conv2d(x, w, padding=1), limit, dout.nbytes)
-                # dx, dw, db, and the swapped weights of a Winograd dx
-                results = x.nbytes + 2 * w.nbytes + 128 * 8
+                # dx, dw, db, and the swapped weights and their gradient
+                results = x.nbytes + 3 * w.nbytes + F * 8
                 backward = lambda: convcol.conv2d_backward(dout, x, w, padding=1)  # noqa: E731
                 assert_peak_within(backward, limit, results)
 
