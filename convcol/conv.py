@@ -395,12 +395,13 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
     return out
 
 
-def _column_groups(cols: np.ndarray, wg: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+def _column_groups(cols: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     """A chunk's columns as G stacked GEMM operands, a view: (G, Cg*K, M) channels first,
     (G, M, K*Cg) channels last (M the chunk's positions)."""
+    taps = geo.channels // geo.groups * geo.window
     if geo.channels_last:
-        return cols.reshape(cols.shape[0], geo.groups, wg.shape[1]).transpose(1, 0, 2)
-    return cols.reshape(geo.groups, wg.shape[2], cols.shape[1])
+        return cols.reshape(cols.shape[0], geo.groups, taps).transpose(1, 0, 2)
+    return cols.reshape(geo.groups, taps, cols.shape[1])
 
 
 def _gemm_block(a: np.ndarray, geo: ConvGeometry, chunk: _Chunk, room: np.ndarray) -> np.ndarray:
@@ -440,7 +441,7 @@ def _im2col_pass(
     for chunk in _plan(geo, x.dtype.itemsize):
         cols, region, room = _workspace(geo, chunk, x.dtype)
         _im2col_into(x, cols, region, geo, chunk)
-        cols_g = _column_groups(cols, wg, geo)
+        cols_g = _column_groups(cols, geo)
         if out is not None:
             block = _out_block(out, geo, chunk)
             if geo.channels_last:
@@ -568,7 +569,7 @@ def _swap_pays(geo: ConvGeometry) -> bool:
     )
 
 
-def _swap_fits(geo: ConvGeometry, itemsize: int) -> bool:
+def _swap_applies(geo: ConvGeometry, itemsize: int) -> bool:
     """Whether the swapped route pays for ``geo`` and one row of the swapped convolution's
     workspace fits the limit (it may need more than one of ``geo``'s, which the up-front
     check passed)."""
@@ -580,7 +581,7 @@ def _swap(geo: ConvGeometry, w: np.ndarray) -> bool:
     and pays, and every weight is finite (the two routes meet the zero padding in
     different products, and an inf or NaN weight times a padded zero is NaN in one and
     absent from the other)."""
-    return _swap_fits(geo, w.dtype.itemsize) and bool(np.isfinite(w).all())
+    return _swap_applies(geo, w.dtype.itemsize) and bool(np.isfinite(w).all())
 
 
 def _winograd_dx_plan(geo: ConvGeometry, w: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -622,9 +623,10 @@ def _gemm_backward(
     wg = _group_weights(w, geo)
     if _is_pointwise(geo):
         return _pointwise_backward(dout, x, wg, geo, want_dx)
-    # Each gradient by its fastest route, Winograd or the swapped convolution where they
-    # apply (a route that gives a call back, for an inf or NaN, is not tried again), and
-    # whatever is left by im2col, both in one pass over the columns.
+    # Each gradient by its fastest route, Winograd or the swapped convolution (dw with dx
+    # from dout's columns, or dx alone) where they apply, and whatever is left by im2col,
+    # both in one pass over the columns. A route that gives a call back (for an inf or
+    # NaN) is not followed by another that would meet them too.
     dw = dx = None
     chunks = [] if x is None else winograd.plan(geo, dout.dtype, 2)
     if chunks:
@@ -633,11 +635,12 @@ def _gemm_backward(
     if dx_chunks:
         sw = _swapped_weights(w, geo)
         dx = winograd.forward(dout, sw, None, _swapped(geo), dx_chunks)
-    need_dx = want_dx and dx is None and not dx_chunks
-    if x is not None and dw is None and _swap_fits(geo, dout.dtype.itemsize):
+    need_dx = want_dx and not dx_chunks
+    if x is not None and not chunks and _swap_applies(geo, dout.dtype.itemsize):
         swapped_dx, dw = _swapped_backward(dout, x, w, geo, need_dx)
-        dx = dx if swapped_dx is None else swapped_dx
-    elif need_dx and _swap(geo, w):
+        if swapped_dx is not None:
+            dx = swapped_dx
+    if need_dx and dx is None and _swap(geo, w):
         dx = _forward(dout, _swapped_weights(w, geo), None, _swapped(geo))
     if (dw is not None or x is None) and (dx is not None or not want_dx):
         return dx, dw
@@ -647,7 +650,7 @@ def _gemm_backward(
         dx = np.zeros(geo.x_shape, dout.dtype)
     for chunk in _plan(geo, dout.dtype.itemsize):
         cols, region, room = _workspace(geo, chunk, dout.dtype)
-        cols_g = _column_groups(cols, wg, geo)
+        cols_g = _column_groups(cols, geo)
         block = _gemm_block(dout, geo, chunk, room)
         if dwg is not None:
             _im2col_into(x, cols, region, geo, chunk)  # type: ignore[arg-type]
@@ -671,28 +674,34 @@ def _swapped_backward(
     dout: np.ndarray, x: np.ndarray, w: np.ndarray, geo: ConvGeometry, want_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(dx, dw)`` from one pass over the columns of ``dout``, the swapped convolution's
-    input: its forward pass is ``dx`` (if wanted, and every weight is finite, as in
-    ``_swap``) and its weight gradient for the output gradient ``x`` is ``dw``, swapped
-    and flipped (the form ``<conv(x, w), dout>`` is the same either way round). Either is
-    None where not computed.
+    input: its weight gradient for the output gradient ``x`` is ``dw``, swapped and flipped
+    (the form ``<conv(x, w), dout>`` is the same either way round), and its forward pass
+    is ``dx``, if wanted and every weight is finite (as in ``_swap``). Either is None where
+    not computed.
 
     This ``dw`` multiplies x by dout's padding where im2col's multiplies dout by x's, so an
-    inf or NaN in either would meet other products than the oracle's. It is kept only if
-    ``dout`` (its sum) and ``dw`` are finite: then no input was inf or NaN (every element
-    of ``x`` meets every tap, and inf * 0 is NaN), and both routes add the same products.
+    inf or NaN in either meets other products than the oracle's: the route is taken only
+    when both are finite (their sums), and its ``dw`` kept only when finite (else it
+    overflowed, and im2col's order decides as the oracle's does).
     """
     swapped = _swapped(geo)
+    if _is_depthwise(swapped) or not _finite_sums(dout, x):
+        return None, None  # (a depthwise convolution has no columns)
     want_dx = want_dx and bool(np.isfinite(w).all())
-    finite_dout = bool(np.isfinite(dout.sum()))
-    if not (want_dx or finite_dout) or _is_depthwise(swapped):
-        # (A depthwise swapped convolution has no columns: _forward's kernels take dx.)
-        return (_forward(dout, _swapped_weights(w, geo), None, swapped) if want_dx else None), None
     out = np.empty(geo.x_shape, dout.dtype) if want_dx else None
     ws = _group_weights(_swapped_weights(w, geo), swapped)
-    dws = _im2col_pass(dout, ws, swapped, out=out, grad=x if finite_dout else None)
-    if dws is None or not np.isfinite(dws.sum()):
+    dws = _im2col_pass(dout, ws, swapped, out=out, grad=x)
+    if dws is None or not _finite_sums(dws):
         return out, None
     return out, _swapped_weights(dws.reshape(swapped.w_shape), swapped)
+
+
+def _finite_sums(*arrays: np.ndarray) -> bool:
+    """Whether every element is finite, judged by each array's sum: no boolean array
+    outside the workspace limit, and no warning (inf + -inf, or a sum that overflows, which
+    counts as not finite: the caller then takes the route that matches the oracle)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return all(np.isfinite(a.sum()) for a in arrays)
 
 
 def _pointwise_backward(
@@ -914,14 +923,23 @@ def _depthwise_backward(
     return dx, (None if dw is None else dw.reshape(geo.w_shape))
 
 
+# The most bytes _bias_grad's vector of ones and partial sums may take: they are outside
+# the workspace, and with large planes (or many samples and filters) the BLAS's lead is
+# small next to them (review: 446 KB past a 1 MiB limit's bound with 256 x 256 planes).
+_BIAS_GRAD_BYTES = 32 * 2**10
+
+
 def _bias_grad(dout: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     """``db``: ``dout`` (C-contiguous) summed over every axis but the channels'. Channels
     first, as products of its planes with a vector of ones on the BLAS, 2-5x faster than
     ``np.sum`` over those axes (float32 (8, 128, 56, 56): 0.24 against 0.64 ms), with the
-    same infs and NaNs; channels last, ``np.sum`` already adds whole rows."""
+    same infs and NaNs, where those arrays are small; else, and channels last (where it
+    already adds whole rows), ``np.sum``."""
     if geo.channels_last:
         return dout.reshape(math.prod(dout.shape[:-1]), dout.shape[-1]).sum(axis=0)
     planes = dout.reshape(*dout.shape[:2], math.prod(dout.shape[2:]))
+    if max(planes.shape[0] * planes.shape[1], planes.shape[2]) * dout.itemsize > _BIAS_GRAD_BYTES:
+        return planes.sum(axis=(0, 2))
     return (planes @ np.ones(planes.shape[2], dout.dtype)).sum(axis=0)
 
 

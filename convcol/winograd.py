@@ -192,17 +192,18 @@ def forward(
 
     F, C = geo.filters, geo.channels
     (u,), tiles = _chunked(x, geo, chunks, 1)
-    np.matmul(_GG, w.reshape(F * C, 9).T, out=u.reshape(36, F * C))
     bias = np.empty(0, x.dtype) if b is None else b
     out = np.empty(geo.out_shape, x.dtype)
-    for (n0, n1, t0, t1), v, prod in tiles:
-        np.matmul(u, v, out=prod)
-        block = out[n0:n1, :, 4 * t0 : 4 * t1]
-        kernels.winograd_output(prod, block, bias)
-        # The sum is finite when every output is (or, rarely, overflows: then im2col too),
-        # without np.isfinite's boolean array outside the workspace limit.
-        if not np.isfinite(block.sum()):
-            return None
+    with _quiet():
+        np.matmul(_GG, w.reshape(F * C, 9).T, out=u.reshape(36, F * C))
+        for (n0, n1, t0, t1), v, prod in tiles:
+            np.matmul(u, v, out=prod)
+            block = out[n0:n1, :, 4 * t0 : 4 * t1]
+            kernels.winograd_output(prod, block, bias)
+            # The sum is finite when every output is (or, rarely, overflows: then im2col
+            # too), without np.isfinite's boolean array outside the workspace limit.
+            if not np.isfinite(block.sum()):
+                return None
     return out
 
 
@@ -222,9 +223,17 @@ def weight_grad(
     F, C = geo.filters, geo.channels
     (du, part), tiles = _chunked(x, geo, chunks, 2)
     du[...] = 0
-    for (n0, n1, t0, t1), v, z in tiles:
-        kernels.winograd_grad_output(dout[n0:n1, :, 4 * t0 : 4 * t1], z)
-        np.matmul(z, v.transpose(0, 2, 1), out=part)
-        du += part
-    dw = np.matmul(du.reshape(36, F * C).T, _GG).reshape(geo.w_shape)
-    return dw if np.isfinite(dw.sum()) else None
+    with _quiet():
+        for (n0, n1, t0, t1), v, z in tiles:
+            kernels.winograd_grad_output(dout[n0:n1, :, 4 * t0 : 4 * t1], z)
+            np.matmul(z, v.transpose(0, 2, 1), out=part)
+            du += part
+        dw = np.matmul(du.reshape(36, F * C).T, _GG).reshape(geo.w_shape)
+        return dw if np.isfinite(dw.sum()) else None
+
+
+def _quiet() -> np.errstate:
+    """No warnings (nor errors, under ``np.errstate``) from an attempt that meets an inf
+    or NaN: it gives the call back, and im2col then warns where the oracle would. A finite
+    result met none (every product that an inf or NaN enters is inf or NaN)."""
+    return np.errstate(invalid="ignore", over="ignore")
