@@ -307,6 +307,31 @@ def test_non_finite_dout_under_a_window_of_padding_only(value, rng):
     assert np.isnan(got[1][0]).all()
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_a_swapped_dw_that_overflows_is_left_to_im2col(rng, monkeypatch):
+    # Finite x and dout whose products overflow: the swapped route's dw is not finite, so
+    # it gives dw back to im2col. (All positive: with both signs the oracle's products
+    # overflow one by one to inf - inf = NaN, while a BLAS's fused multiply-adds hold
+    # their sums at one infinity; overflow of finite data is outside what the oracle's
+    # tolerance promises.)
+    x = rng.uniform(1, 2, (1, 8, 5, 5)) * 1e200
+    w = rng.uniform(1, 2, (2, 8, 3, 3))
+    dout = rng.uniform(1, 2, (1, 2, 5, 5)) * 1e200
+    given_back = []
+    real = conv._swapped_backward
+    monkeypatch.setattr(
+        conv,
+        "_swapped_backward",
+        lambda *a: (lambda r: given_back.append(r[1] is None) or r)(real(*a)),
+    )
+    got = convcol.conv2d_backward(dout, x, w, padding=1)
+    assert given_back == [True]
+    for g, e in zip(got, conv_nd_backward_naive(dout, x, w, padding=1), strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-10, strict=True)
+    assert np.isinf(got[1]).any()
+
+
 def _quiet_case(name):
     """(x, w, dout, options) where a route declines or gives back a call after meeting an
     inf, a NaN or an overflow the oracle's own computation meets without a warning."""
