@@ -559,3 +559,97 @@ def winograd_grad_output(g, Z):
                         z0[t], z1[t], z2[t], z3[t], z4[t], z5[t] = _a(
                             q[j], q[j + 1], q[j + 2], q[j + 3]
                         )
+
+
+# F(2x2, 3x3): each 4x4 tile of the padded input, 2 apart, becomes V = B^T d B, and each
+# 4x4 block of products its 2x2 outputs A^T M A; B^T's and A^T's entries are 0 and +-1
+# (points 0, +-1), so the transforms are additions alone. Laid out as F(4x4, 3x3)'s, with
+# 16 components (4 * i + j) instead of 36 and the same two passes.
+
+
+@numba.njit(cache=True, inline="always")
+def _bt2(d0, d1, d2, d3):
+    # B^T d for a run of 4 values.
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+@numba.njit(cache=True, inline="always")
+def _a2(y0, y1):
+    # A y for a pair of output gradients: the adjoint of y0 = m0 + m1 + m2, y1 = m1 - m2 - m3.
+    return y0, y0 + y1, y0 - y1, -y1
+
+
+@numba.njit(cache=True, nogil=True)
+def winograd2_input(xp, V):
+    # xp (nb, C, 2 * TH + 2, 2 * TW + 2); V (16, C, nb * TH * TW).
+    nb, C, HP, WP = xp.shape
+    TH, TW = (HP - 2) // 2, (WP - 2) // 2
+    e = np.empty((4, WP), xp.dtype)
+    for c in range(C):
+        for n in range(nb):
+            for ty in range(TH):
+                r0, r1 = xp[n, c, 2 * ty], xp[n, c, 2 * ty + 1]
+                r2, r3 = xp[n, c, 2 * ty + 2], xp[n, c, 2 * ty + 3]
+                for j in range(WP):
+                    e[0, j], e[1, j], e[2, j], e[3, j] = _bt2(r0[j], r1[j], r2[j], r3[j])
+                t0 = (n * TH + ty) * TW
+                for i in range(4):
+                    a = e[i]
+                    v0, v1, v2, v3 = V[4 * i, c], V[4 * i + 1, c], V[4 * i + 2, c], V[4 * i + 3, c]
+                    for tx in range(TW):
+                        j, t = np.uint64(2 * tx), np.uint64(t0 + tx)
+                        v0[t], v1[t], v2[t], v3[t] = _bt2(a[j], a[j + 1], a[j + 2], a[j + 3])
+
+
+@numba.njit(cache=True, nogil=True)
+def winograd2_output(M, out, b):
+    # M (16, F, nb * TH * TW); out (nb, F, OH, OW), written whole; b (F,) or empty.
+    nb, F, OH, OW = out.shape
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2
+    full = OW // 2
+    s = np.empty((2, 4, TW), M.dtype)
+    for f in range(F):
+        bf = b[f] if b.shape[0] > 0 else M.dtype.type(0)
+        for n in range(nb):
+            for ty in range(TH):
+                t0 = (n * TH + ty) * TW
+                for j in range(4):
+                    m0, m1, m2, m3 = M[j, f], M[4 + j, f], M[8 + j, f], M[12 + j, f]
+                    s0, s1 = s[0, j], s[1, j]
+                    for tx in range(TW):
+                        t = np.uint64(t0 + tx)
+                        s0[tx] = m0[t] + m1[t] + m2[t]
+                        s1[tx] = m1[t] - m2[t] - m3[t]
+                for r in range(min(2, OH - 2 * ty)):
+                    o = out[n, f, 2 * ty + r]
+                    q0, q1, q2, q3 = s[r, 0], s[r, 1], s[r, 2], s[r, 3]
+                    for tx in range(full):
+                        u, j = np.uint64(tx), np.uint64(2 * tx)
+                        o[j] = q0[u] + q1[u] + q2[u] + bf
+                        o[j + 1] = q1[u] - q2[u] - q3[u] + bf
+                    if full < TW:  # the last tile, past the edge: its first column
+                        o[2 * full] = q0[full] + q1[full] + q2[full] + bf
+
+
+@numba.njit(cache=True, nogil=True)
+def winograd2_grad_output(g, Z):
+    # The adjoint of winograd2_output: Z = A g A^T for each 2x2 block of g (nb, F, R, OW),
+    # zero past its edges; Z (16, F, nb * TH * TW).
+    nb, F, R, OW = g.shape
+    TH, TW = (R + 1) // 2, (OW + 1) // 2
+    e = np.zeros((4, 2 * TW), g.dtype)  # the column past an odd OW stays 0
+    for f in range(F):
+        for n in range(nb):
+            for ty in range(TH):
+                y0 = g[n, f, 2 * ty]
+                last = 2 * ty + 1 < R
+                for j in range(OW):
+                    y1 = g[n, f, 2 * ty + 1, j] if last else g.dtype.type(0)
+                    e[0, j], e[1, j], e[2, j], e[3, j] = _a2(y0[j], y1)
+                t0 = (n * TH + ty) * TW
+                for i in range(4):
+                    q = e[i]
+                    z0, z1, z2, z3 = Z[4 * i, f], Z[4 * i + 1, f], Z[4 * i + 2, f], Z[4 * i + 3, f]
+                    for tx in range(TW):
+                        j, t = np.uint64(2 * tx), np.uint64(t0 + tx)
+                        z0[t], z1[t], z2[t], z3[t] = _a2(q[j], q[j + 1])

@@ -1,4 +1,5 @@
-"""Winograd's minimal filtering F(4x4, 3x3): float64 3x3 convolutions at stride 1.
+"""Winograd's minimal filtering F(4x4, 3x3) and F(2x2, 3x3): float64 3x3 convolutions at
+stride 1.
 
 A 3x3 window slides over each 6x6 tile of the input to give a 4x4 block of outputs: 144
 multiplications per channel and filter as a GEMM over im2col columns. Winograd's algorithm
@@ -12,38 +13,73 @@ transformed input tiles (36, C, tiles) and ``A^T M A`` each tile's outputs
 (``kernels.winograd_input``, ``kernels.winograd_output``). ``weight_grad`` is its adjoint
 for ``dw``; ``dx`` is the forward pass of the swapped convolution (``conv._winograd_dx_plan``).
 
+F(2x2, 3x3) is the same with 4x4 tiles 2 apart: 16 GEMMs, 1/2.25 of im2col's flops, and
+transformed weights of 16 rather than 36 times the filters and channels. It serves layers
+of small planes and many channels (vgg_7x7_512: 8 samples of 7 x 7, 512 channels), with
+too few 4x4 blocks of outputs for F(4x4, 3x3) to amortise its weights (``_TILES``). Its
+transforms are additions only, and its error is close to im2col's (below).
+
 Only in float64. The transforms' constants (up to 8, and 1/24) cost precision: the
 rounding error grows with the weights and inputs of a whole 6x6 tile rather than of one 3x3
 window. On random normal data (64 and 256 channels) the largest error relative to the
 largest output was 1.1e-14 to 1.2e-14 in float64 (im2col: 5e-16 to 8e-16; both against
 long-double sums), far inside the 1e-10 the tests hold it to, but 7e-6 to 8e-6 in float32
-(im2col: 4e-7), too much to give up for speed, so float32 stays on im2col. For the same
-reason a tile must never hold a value the convolution does not multiply in: no stride
-(even along an axis with one output, whose other rows a tile would read) and no input
-under 3 wide (some tap would meet only padding, whose product the oracle drops exactly,
-while here that weight is mixed with the others before the products).
+(im2col: 4e-7), too much to give up for speed, so float32 stays on im2col. (F(2x2, 3x3),
+whose transforms have only 0, +-1 and 1/2: 1.1e-15 in float64 with 512 channels; float32
+is not measured.) For the same reason a tile must never hold a value the convolution does
+not multiply in: no stride (even along an axis with one output, whose other rows a tile
+would read) and no input under 3 wide (some tap would meet only padding, whose product the
+oracle drops exactly, while here that weight is mixed with the others before the products).
 
 The route also steps aside where it would not pay: few tiles (the weight transform then
 costs more than it saves), few channels or filters (the GEMMs too thin), or a workspace
 limit too small for one sample.
 
 An inf or NaN meets other products here than in the oracle's sums (a tile mixes its 36
-inputs), so a chunk whose output is not all finite gives the call back to im2col, which
+or 16 inputs), so a chunk whose output is not all finite gives the call back to im2col, which
 propagates them as the oracle does.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import numpy as np
 
 from .geometry import ConvGeometry
 from .workspace import get_workspace_limit, scratch
 
-# G of F(4x4, 3x3), one row per transformed tap; G g G^T of a 3x3 g is kron(G, G) @ g.ravel().
-_G = np.array(
+
+class _Tile(NamedTuple):
+    """One of Winograd's algorithms F(m x m, 3x3), and where it pays.
+
+    Tiles of ``m + 2`` squared inputs, ``m`` apart; ``gg``, G g G^T of a 3x3 g as
+    ``kron(G, G) @ g.ravel()``, one row per component; taken from ``min_tiles`` tiles in
+    the call on, with at least ``min_channels`` channels and filters.
+    """
+
+    m: int
+    gg: np.ndarray
+    min_tiles: int
+    min_channels: int
+
+    @property
+    def components(self) -> int:
+        return (self.m + 2) ** 2
+
+    def kernels(self) -> tuple[Callable, Callable, Callable]:
+        """Its input transform, output transform and the output transform's adjoint."""
+        from . import kernels
+
+        if self.m == 4:
+            return kernels.winograd_input, kernels.winograd_output, kernels.winograd_grad_output
+        return kernels.winograd2_input, kernels.winograd2_output, kernels.winograd2_grad_output
+
+
+# G of each, one row per transformed tap.
+_G4 = np.array(
     [
         [1 / 4, 0, 0],
         [-1 / 6, -1 / 6, -1 / 6],
@@ -53,19 +89,24 @@ _G = np.array(
         [0, 0, 1],
     ]
 )
-_GG = np.kron(_G, _G)  # (36, 9)
+_G2 = np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]])
 
-# Where the route pays, measured in float64 (docs/design.md): from 128 tiles on it ran in
-# 0.6-0.9 of im2col's time, while vgg_7x7_512 (8 samples of 7x7: 32 tiles) ran its
-# forward+backward 1.45x slower, the weights' transform and reading as costly as the tiles.
-# Thin GEMMs (few channels or filters) run far below the BLAS's speed: 8 channels 1.04x,
-# 3 channels 3.2x.
-_MIN_TILES = 128
-_MIN_CHANNELS = 16
+# The algorithms in order of preference, the first that pays taken. Where each pays was
+# measured in float64 against im2col (docs/design.md, docs/scripts/winograd_thresholds.py):
+# - F(4x4, 3x3) from 128 tiles on ran in 0.6-0.9 of im2col's time, while vgg_7x7_512
+#   (8 samples of 7x7: 32 tiles) ran its forward+backward 1.1-1.45x slower, the weights'
+#   transform and reading as costly as the tiles. Thin GEMMs (few channels or filters) run
+#   far below the BLAS's speed: 8 channels 1.04x, 3 channels 3.2x.
+# - F(2x2, 3x3) has 4 times as many tiles, and transformed weights of 16 rather than 36
+#   planes, but saves only 2.25x of the flops, and its GEMMs are thinner still: it paid only
+#   with 512 channels and filters or more (from 64 tiles on: forward+backward 0.79-0.96 of
+#   im2col's time; 32-49 tiles: 1.2-1.55), and lost with 384 and fewer at 128 tiles
+#   (1.04-1.30) where it has tiles but F(4x4, 3x3) not.
+_TILES = (_Tile(4, np.kron(_G4, _G4), 128, 16), _Tile(2, np.kron(_G2, _G2), 64, 512))
 # Chunks of samples of about this size: the GEMMs want many tiles, the transforms want their
 # tiles in cache (cifar_3x3: 29 ms at 16 MiB, 31 at 8, 42 at 32).
 _CHUNK_BYTES = 16 * 2**20
-# And at least twice the transformed weights' bytes of data, so that each chunk's 36 GEMMs
+# And at least twice the transformed weights' bytes of data, so that each chunk's GEMMs
 # amortise reading them (and, for dw, adding each chunk's part of their gradient): with
 # 256 or 512 channels, chunks of one row of tiles ran the route 3-4x slower than im2col
 # (8 samples of 256 x 14 x 14: forward 94 against 30 ms), twice the weights 0.6-0.75 of
@@ -73,40 +114,61 @@ _CHUNK_BYTES = 16 * 2**20
 _DATA_PER_WEIGHTS = 2
 
 
-def _tiles(geo: ConvGeometry) -> tuple[int, int]:
-    """Tiles per sample down and across: each gives a 4x4 block of outputs."""
+def _tiles(geo: ConvGeometry, m: int) -> tuple[int, int]:
+    """Tiles per sample down and across: each gives an m x m block of outputs."""
     oh, ow = geo.out_size
-    return -(-oh // 4), -(-ow // 4)
+    return -(-oh // m), -(-ow // m)
+
+
+def tile(geo: ConvGeometry) -> _Tile | None:
+    """The algorithm the route takes for ``geo`` where one pays (``_TILES``), else None."""
+    for t in _TILES:
+        th, tw = _tiles(geo, t.m)
+        if geo.batch * th * tw >= max(1, t.min_tiles) and (
+            min(geo.channels, geo.filters) >= t.min_channels
+        ):
+            return t
+    return None
+
+
+def _taken(geo: ConvGeometry) -> _Tile:
+    """``tile(geo)`` for a ``geo`` that has one (that ``plan`` planned)."""
+    t = tile(geo)
+    assert t is not None
+    return t
 
 
 def _elements(geo: ConvGeometry, samples: int, rows: int) -> tuple[int, int, int]:
     """A chunk's padded input, transformed input and products, in elements: ``rows`` rows
-    of tiles of each of ``samples`` samples."""
-    tw = _tiles(geo)[1]
+    of tiles of each of ``samples`` samples, for a ``geo`` that has a ``tile``."""
+    t = _taken(geo)
+    tw = _tiles(geo, t.m)[1]
     tiles = samples * rows * tw
     return (
-        samples * geo.channels * (4 * rows + 2) * (4 * tw + 2),
-        36 * geo.channels * tiles,
-        36 * geo.filters * tiles,
+        samples * geo.channels * (t.m * rows + 2) * (t.m * tw + 2),
+        t.components * geo.channels * tiles,
+        t.components * geo.filters * tiles,
     )
 
 
 def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> list[tuple[int, int, int, int]]:
     """The chunks ``(n0, n1, t0, t1)`` of this route, samples ``n0:n1`` and rows of tiles
-    ``t0:t1`` of each, within the workspace limit; empty where the route does not apply or
-    would not pay.
+    ``t0:t1`` of each (tiles of ``tile(geo)``), within the workspace limit; empty where the
+    route does not apply or would not pay.
 
     Whole samples, as many as fit 16 MiB with the transformed weights, or twice the
     weights' size (``_DATA_PER_WEIGHTS``); else runs of tile rows of one sample, as
     im2col's row chunks (a 224 x 224 sample with 64 channels needs 142 MB). ``n_weights``
-    arrays of transformed weights (36, F, C) are held beside them: one for the forward
-    pass, two for ``weight_grad``. None at all when ``CONVCOL_WINOGRAD=0``.
+    arrays of transformed weights are held beside them: one for the forward pass, two for
+    ``weight_grad``, which needs only one where the whole call is one chunk (then tried
+    first). None at all when ``CONVCOL_WINOGRAD=0``.
     """
     if geo.nd != 2 or os.environ.get("CONVCOL_WINOGRAD", "1").strip() == "0":
         return []
-    th, tw = _tiles(geo)
+    t = tile(geo)
     if not (
-        dtype == np.float64
+        t is not None
+        and dtype == np.float64
         and not geo.channels_last
         and geo.groups == 1
         and geo.padding_mode == "zeros"
@@ -119,17 +181,20 @@ def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> list[tuple[i
         # im2col drop exactly, while here its weight is mixed with the others before the
         # products (review: a 1-pixel-wide input and one tap of 1e20 gave all zeros).
         and min(geo.in_size) >= 3
-        and min(geo.channels, geo.filters) >= _MIN_CHANNELS
-        and geo.batch * th * tw >= max(1, _MIN_TILES)  # and not empty
     ):
         return []
+    th = _tiles(geo, t.m)[0]
+    if n_weights == 2:
+        whole = plan(geo, dtype)
+        if len(whole) == 1:
+            return whole
     size = dtype.itemsize
-    weights = n_weights * 36 * geo.filters * geo.channels * size
+    one = t.components * geo.filters * geo.channels * size
     row = sum(_elements(geo, 1, 1)) * size
     limit = get_workspace_limit()
-    if weights + row > limit:
+    if n_weights * one + row > limit:
         return []
-    one = 36 * geo.filters * geo.channels * size
+    weights = n_weights * one
     budget = min(limit - weights, max(_CHUNK_BYTES - weights, _DATA_PER_WEIGHTS * one, row))
     sample = sum(_elements(geo, 1, th)) * size
     if sample <= budget:
@@ -146,33 +211,36 @@ def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> list[tuple[i
 def _chunked(
     x: np.ndarray, geo: ConvGeometry, chunks: list[tuple[int, int, int, int]], n_weights: int
 ) -> tuple[list[np.ndarray], Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]]:
-    """This thread's buffer laid out for the route: ``n_weights`` arrays (36, F, C), then for
-    each chunk in turn, once its padded input has been transformed, ``(chunk, V, room)``
-    with ``V`` (36, C, tiles) and ``room`` (36, F, tiles) for the products or their
-    gradient."""
+    """This thread's buffer laid out for the route: ``n_weights`` arrays of transformed
+    weights (components, F, C), then for each chunk in turn, once its padded input has been
+    transformed, ``(chunk, V, room)`` with ``V`` (components, C, tiles) and ``room``
+    (components, F, tiles) for the products or their gradient."""
     from . import kernels
 
+    t = _taken(geo)
+    k, m = t.components, t.m
     F, C = geo.filters, geo.channels
     H, W = geo.in_size
-    wp = 4 * _tiles(geo)[1] + 2
+    wp = m * _tiles(geo, m)[1] + 2
     pad = geo.kernel_args()[2]
     n0, n1, t0, t1 = chunks[0]  # the largest
     n_xp, n_v, n_f = _elements(geo, n1 - n0, t1 - t0)
-    n_u = 36 * F * C
+    n_u = k * F * C
     buf = scratch((n_weights * n_u + n_xp + n_v + n_f) * x.itemsize).view(x.dtype)
-    weights = [buf[i * n_u : (i + 1) * n_u].reshape(36, F, C) for i in range(n_weights)]
+    weights = [buf[i * n_u : (i + 1) * n_u].reshape(k, F, C) for i in range(n_weights)]
     buf = buf[n_weights * n_u :]
+    transform = t.kernels()[0]
 
     def transformed() -> Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]:
         for chunk in chunks:
             n0, n1, t0, t1 = chunk
-            m, hp = n1 - n0, 4 * (t1 - t0) + 2
-            e_xp, e_v, e_f = _elements(geo, m, t1 - t0)
-            xp = buf[:e_xp].reshape(m, C, 1, 1, 1, 1, hp, wp)
-            v = buf[n_xp : n_xp + e_v].reshape(36, C, -1)
-            room = buf[n_xp + n_v : n_xp + n_v + e_f].reshape(36, F, -1)
-            kernels.pad_region(x[n0:n1].reshape(m, C, 1, H, W), xp, (0, 4 * t0), pad, (0,))
-            kernels.winograd_input(xp.reshape(m, C, hp, wp), v)
+            nb, hp = n1 - n0, m * (t1 - t0) + 2
+            e_xp, e_v, e_f = _elements(geo, nb, t1 - t0)
+            xp = buf[:e_xp].reshape(nb, C, 1, 1, 1, 1, hp, wp)
+            v = buf[n_xp : n_xp + e_v].reshape(k, C, -1)
+            room = buf[n_xp + n_v : n_xp + n_v + e_f].reshape(k, F, -1)
+            kernels.pad_region(x[n0:n1].reshape(nb, C, 1, H, W), xp, (0, m * t0), pad, (0,))
+            transform(xp.reshape(nb, C, hp, wp), v)
             yield chunk, v, room
 
     return weights, transformed()
@@ -188,18 +256,18 @@ def forward(
     """The convolution of ``x`` (N, C, H, W) by ``w`` (F, C, 3, 3), plus ``b``, in the
     ``chunks`` of ``plan(geo, x.dtype)`` (not empty), or None if its output is not all
     finite (the caller then takes im2col). The arrays are C-contiguous float64."""
-    from . import kernels
-
+    t = _taken(geo)
     F, C = geo.filters, geo.channels
     (u,), tiles = _chunked(x, geo, chunks, 1)
     bias = np.empty(0, x.dtype) if b is None else b
     out = np.empty(geo.out_shape, x.dtype)
+    output = t.kernels()[1]
     with _quiet():
-        np.matmul(_GG, w.reshape(F * C, 9).T, out=u.reshape(36, F * C))
+        np.matmul(t.gg, w.reshape(F * C, 9).T, out=u.reshape(t.components, F * C))
         for (n0, n1, t0, t1), v, prod in tiles:
             np.matmul(u, v, out=prod)
-            block = out[n0:n1, :, 4 * t0 : 4 * t1]
-            kernels.winograd_output(prod, block, bias)
+            block = out[n0:n1, :, t.m * t0 : t.m * t1]
+            output(prod, block, bias)
             # The sum is finite when every output is (or, rarely, overflows: then im2col
             # too), without np.isfinite's boolean array outside the workspace limit.
             if not np.isfinite(block.sum()):
@@ -214,21 +282,23 @@ def weight_grad(
     None if it is not all finite (the caller then takes im2col).
 
     The forward pass's adjoint: the products' gradient is ``Z = A dY A^T`` per tile
-    (``kernels.winograd_grad_output``), the transformed weights' gradient the 36 GEMMs
-    ``Z[k] @ V[k].T``, summed over the chunks, and ``dw = G^T dU G``. Its GEMMs reduce over
-    the tiles, a long reduction that OpenBLAS runs well.
+    (``kernels.winograd_grad_output``), the transformed weights' gradient the GEMMs
+    ``Z[k] @ V[k].T``, summed over the chunks (a second array holds each chunk's part where
+    there are several), and ``dw = G^T dU G``. Its GEMMs reduce over the tiles, a long
+    reduction that OpenBLAS runs well.
     """
-    from . import kernels
-
+    t = _taken(geo)
     F, C = geo.filters, geo.channels
-    (du, part), tiles = _chunked(x, geo, chunks, 2)
-    du[...] = 0
+    weights, tiles = _chunked(x, geo, chunks, 1 if len(chunks) == 1 else 2)
+    du, part = weights[0], weights[-1]
+    grad_output = t.kernels()[2]
     with _quiet():
-        for (n0, n1, t0, t1), v, z in tiles:
-            kernels.winograd_grad_output(dout[n0:n1, :, 4 * t0 : 4 * t1], z)
-            np.matmul(z, v.transpose(0, 2, 1), out=part)
-            du += part
-        dw = np.matmul(du.reshape(36, F * C).T, _GG).reshape(geo.w_shape)
+        for i, ((n0, n1, t0, t1), v, z) in enumerate(tiles):
+            grad_output(dout[n0:n1, :, t.m * t0 : t.m * t1], z)
+            np.matmul(z, v.transpose(0, 2, 1), out=part if i else du)
+            if i:
+                du += part
+        dw = np.matmul(du.reshape(t.components, F * C).T, t.gg).reshape(geo.w_shape)
         return dw if np.isfinite(dw.sum()) else None
 
 

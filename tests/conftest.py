@@ -71,3 +71,12 @@ def assert_peak_within(call, limit: int, results: int) -> None:
     finally:
         tracemalloc.stop()
     assert peak <= limit + results + 64 * 2**10, (peak, limit, results)
+
+
+def force_winograd(monkeypatch, m: int | None = 4) -> None:
+    """Every float64 3x3 stride-1 convolution takes Winograd's F(m x m, 3x3), however
+    small or thin; with ``m`` None, none takes the route."""
+    from convcol import winograd
+
+    tiles = tuple(t._replace(min_tiles=0, min_channels=1) for t in winograd._TILES if t.m == m)
+    monkeypatch.setattr(winograd, "_TILES", tiles)

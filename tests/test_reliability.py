@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import assert_close, assert_peak_within
+from conftest import assert_close, assert_peak_within, force_winograd
 from hypothesis import event, given
 from hypothesis import strategies as st
 
 import convcol
-from convcol import ConvError, conv, winograd
+from convcol import ConvError, conv
 from convcol.naive import (
     conv_nd_backward_naive,
     conv_nd_naive,
@@ -367,7 +367,7 @@ def test_routes_that_give_way_do_not_warn(name, monkeypatch):
     # No warning, nor FloatingPointError under np.errstate, from a route's attempt that the
     # oracle's sums do not give (review: the swapped dw's inf * 0, and the finiteness
     # checks' inf + -inf and overflow).
-    monkeypatch.setattr(winograd, "_MIN_TILES", 0)
+    force_winograd(monkeypatch)
     x, w, dout, options = _quiet_case(name)
     with warnings.catch_warnings(), np.errstate(all="raise"):
         warnings.simplefilter("error")
@@ -608,7 +608,7 @@ class TestWorkspace:
         # uncounted, 5-11 MB over a 4-9 MiB limit (review). Many fewer: the swapped
         # convolution, whose columns give dx and dw in one pass.
         if route == "im2col":
-            monkeypatch.setattr(winograd, "_MIN_TILES", 2**62)
+            force_winograd(monkeypatch, None)
         C, F = channels
         x, w = rng.standard_normal((8, C, 32, 32)), rng.standard_normal((F, C, 3, 3))
         dout = rng.standard_normal((8, F, 32, 32))

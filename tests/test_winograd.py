@@ -1,10 +1,10 @@
-"""Winograd's F(4x4, 3x3) route (convcol.winograd) against the oracle."""
+"""Winograd's F(4x4, 3x3) and F(2x2, 3x3) route (convcol.winograd) against the oracle."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_peak_within
+from conftest import assert_peak_within, force_winograd
 from oracle_cases import CASES
 from test_conv import check_against_oracle
 
@@ -20,13 +20,13 @@ from convcol.naive import (
 )
 
 
-@pytest.fixture
-def taken(monkeypatch):
-    """Every float64 3x3 stride-1 convolution takes the route, however small. Returns the
-    list of its calls, ``(name, gave)``: ``"forward"`` (the forward pass or dx) or ``"dw"``,
-    and whether it gave the result (False: it gave the call back, an output not finite)."""
-    monkeypatch.setattr(winograd, "_MIN_TILES", 0)
-    monkeypatch.setattr(winograd, "_MIN_CHANNELS", 1)
+@pytest.fixture(params=[4, 2], ids=["F4x4", "F2x2"])
+def taken(request, monkeypatch):
+    """Every float64 3x3 stride-1 convolution takes the route, however small, with tiles
+    of each size in turn. Returns the list of its calls, ``(name, gave)``: ``"forward"``
+    (the forward pass or dx) or ``"dw"``, and whether it gave the result (False: it gave
+    the call back, an output not finite)."""
+    force_winograd(monkeypatch, request.param)
     calls: list[tuple[str, bool]] = []
 
     def spy(name, run):
@@ -106,19 +106,25 @@ def _limit(geo_args, samples: int, rows: int, weights: int = 1) -> int:
     rows of tiles of ``samples`` samples."""
     geo = conv_geometry(*geo_args, None, 2, padding=1)
     return (
-        weights * 36 * geo.filters * geo.channels * 8
+        weights * winograd.tile(geo).components * geo.filters * geo.channels * 8
         + sum(winograd._elements(geo, samples, rows)) * 8
     )
+
+
+def _tile_rows(geo) -> int:
+    return winograd._tiles(geo, winograd.tile(geo).m)[0]
 
 
 def test_chunks_of_samples_match_oracle(taken, rng):
     x, w = rng.standard_normal((5, 3, 10, 7)), rng.standard_normal((4, 3, 3, 3))
     geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
-    with convcol.workspace_limit(_limit((x.shape, w.shape), 2, 3)):
+    th = _tile_rows(geo)
+    assert th == {4: 3, 2: 5}[winograd.tile(geo).m]
+    with convcol.workspace_limit(_limit((x.shape, w.shape), 2, th)):
         assert winograd.plan(geo, np.dtype(np.float64)) == [
-            (0, 2, 0, 3),
-            (2, 4, 0, 3),
-            (4, 5, 0, 3),
+            (0, 2, 0, th),
+            (2, 4, 0, th),
+            (4, 5, 0, th),
         ]
         check_against_oracle(x, w, None, {"pad": 1}, np.float64, rng, api="conv2d")
     assert taken == [("forward", True), ("dw", True), ("forward", True)]
@@ -127,18 +133,41 @@ def test_chunks_of_samples_match_oracle(taken, rng):
 @pytest.mark.parametrize("rows", [1, 2, 4])
 @pytest.mark.parametrize("weights", [1, 2], ids=["forward", "dw"])
 def test_chunks_of_tile_rows_match_oracle(rows, weights, taken, rng):
-    # 17 output rows: 5 rows of tiles, the last with one output row. As many filters as
-    # channels, so that dx (the swapped convolution) has the forward pass's chunks; dw
-    # holds two arrays of transformed weights.
+    # 17 output rows: 5 rows of 4x4 tiles or 9 of 2x2, the last with one output row. As
+    # many filters as channels, so that dx (the swapped convolution) has the forward pass's
+    # chunks; dw holds two arrays of transformed weights.
     x, w = rng.standard_normal((2, 4, 17, 9)), rng.standard_normal((4, 4, 3, 3))
     geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
+    th = _tile_rows(geo)
     with convcol.workspace_limit(_limit((x.shape, w.shape), 1, rows, weights)):
         chunks = winograd.plan(geo, np.dtype(np.float64), weights)
-        starts = range(0, 5, rows)
-        assert chunks == [(n, n + 1, t, min(t + rows, 5)) for n in range(2) for t in starts]
+        starts = range(0, th, rows)
+        assert chunks == [(n, n + 1, t, min(t + rows, th)) for n in range(2) for t in starts]
         check_against_oracle(x, w, rng.standard_normal(4), {"pad": 1}, np.float64, rng, "conv2d")
     assert (("forward", "dw")[weights - 1], True) in taken, taken
     assert all(gave for _, gave in taken), taken
+
+
+def test_dw_of_one_chunk_holds_one_array_of_weights(taken, rng):
+    # Its GEMMs write the transformed weights' gradient in place: no second array for a
+    # chunk's part, so a limit of one array and the whole batch keeps the call on the route.
+    # 64 channels and filters: an array of transformed weights (0.5-1.2 MB) is more than
+    # the measurement's slack.
+    x, w = rng.standard_normal((2, 64, 5, 6)), rng.standard_normal((64, 64, 3, 3))
+    dout = rng.standard_normal((2, 64, 5, 6))
+    geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
+    th = _tile_rows(geo)
+    limit = _limit((x.shape, w.shape), 2, th)
+    with convcol.workspace_limit(limit):
+        assert winograd.plan(geo, np.dtype(np.float64), 2) == [(0, 2, 0, th)]
+        results = x.nbytes + 2 * w.nbytes + 2 * dout.nbytes
+        backward = lambda: convcol.conv2d_backward(dout, x, w, padding=1)  # noqa: E731
+        assert_peak_within(backward, limit, results)
+        for got, ref in zip(backward(), conv_nd_backward_naive(dout, x, w, padding=1), strict=True):
+            np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10, strict=True)
+    with convcol.workspace_limit(limit - 1):  # the limit is tight
+        assert winograd.plan(geo, np.dtype(np.float64), 2) != [(0, 2, 0, th)]
+    assert ("dw", True) in taken, taken
 
 
 def test_a_limit_too_small_for_one_row_of_tiles_takes_im2col(taken, rng):
@@ -209,9 +238,10 @@ def test_values_the_oracle_never_multiplies_in_cannot_spoil_the_result(
 
 
 def test_the_route_is_taken_where_it_pays():
-    # Measured (winograd.py): the 64-channel 3x3 layers gain, vgg_7x7_512 (32 tiles) loses.
+    # Measured (winograd.py): the 64-channel 3x3 layers gain with F(4x4, 3x3); vgg_7x7_512
+    # (32 such tiles) loses with it, but gains with F(2x2, 3x3) (128 tiles, 512 channels).
     taken = {
-        s.name
+        s.name: winograd.tile(geo).m
         for s in SHAPES
         for geo in [
             conv_geometry(
@@ -224,7 +254,27 @@ def test_the_route_is_taken_where_it_pays():
         ]
         if winograd.plan(geo, np.dtype(np.float64))
     }
-    assert taken == {"cifar_3x3", "r50_res2a_3x3", "vgg_conv1_2"}
+    assert taken == {"cifar_3x3": 4, "r50_res2a_3x3": 4, "vgg_conv1_2": 4, "vgg_7x7_512": 2}
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "m"),
+    [
+        ((8, 64, 16, 16), (64, 64, 3, 3), 4),  # 128 tiles of 4x4
+        ((7, 64, 16, 16), (64, 64, 3, 3), None),  # 112 of 4x4; 448 of 2x2, too thin
+        ((4, 512, 7, 7), (512, 512, 3, 3), 2),  # 64 of 2x2
+        ((3, 512, 7, 7), (512, 512, 3, 3), None),  # 48 of 2x2
+        ((8, 512, 7, 7), (384, 512, 3, 3), None),  # 128 of 2x2, 384 filters
+        ((1, 512, 14, 14), (512, 512, 3, 3), None),  # 49 of 2x2
+        ((2, 512, 14, 14), (512, 512, 3, 3), 2),  # 98 of 2x2, 32 of 4x4
+        ((8, 512, 14, 14), (512, 512, 3, 3), 4),  # 128 of 4x4: the first that pays
+    ],
+)
+def test_each_tile_size_from_where_it_pays(x_shape, w_shape, m):
+    geo = conv_geometry(x_shape, w_shape, None, 2, padding=1)
+    t = winograd.tile(geo)
+    assert (t and t.m) == m
+    assert bool(winograd.plan(geo, np.dtype(np.float64))) == (m is not None)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -290,6 +340,6 @@ def test_the_environment_turns_the_route_off(monkeypatch, rng):
     monkeypatch.setenv("CONVCOL_WINOGRAD", "0")
     assert winograd.plan(geo, np.dtype(np.float64)) == []
     off = convcol.conv2d(x, w, padding=1)
-    monkeypatch.setattr(winograd, "_MIN_TILES", 2**62)  # im2col, however it is turned off
+    force_winograd(monkeypatch, None)  # im2col, however it is turned off
     np.testing.assert_array_equal(off, convcol.conv2d(x, w, padding=1), strict=True)
     assert not np.array_equal(on, off)  # the two routes round differently
