@@ -14,20 +14,21 @@ transformed input tiles (36, C, tiles) and ``A^T M A`` each tile's outputs
 for ``dw``; ``dx`` is the forward pass of the swapped convolution (``conv._winograd_dx_plan``).
 
 F(2x2, 3x3) is the same with 4x4 tiles 2 apart: 16 GEMMs, 1/2.25 of im2col's flops, and
-transformed weights of 16 rather than 36 times the filters and channels. It serves layers
-of small planes and many channels (vgg_7x7_512: 8 samples of 7 x 7, 512 channels), with
-too few 4x4 blocks of outputs for F(4x4, 3x3) to amortise its weights (``_TILES``). Its
-transforms are additions only, and its error is close to im2col's (below).
+transformed weights of 16 rather than 36 times the filters and channels. In float64 it
+serves layers of small planes and many channels (vgg_7x7_512: 8 samples of 7 x 7, 512
+channels), with too few 4x4 blocks of outputs for F(4x4, 3x3) to amortise its weights; in
+float32, layers of large planes (``_TILES``).
 
-Only in float64. The transforms' constants (up to 8, and 1/24) cost precision: the
-rounding error grows with the weights and inputs of a whole 6x6 tile rather than of one 3x3
-window. On random normal data (64 and 256 channels) the largest error relative to the
-largest output was 1.1e-14 to 1.2e-14 in float64 (im2col: 5e-16 to 8e-16; both against
-long-double sums), far inside the 1e-10 the tests hold it to, but 7e-6 to 8e-6 in float32
-(im2col: 4e-7), too much to give up for speed, so float32 stays on im2col. (F(2x2, 3x3),
-whose transforms have only 0, +-1 and 1/2: 1.1e-15 in float64 with 512 channels; float32
-is not measured.) For the same reason a tile must never hold a value the convolution does
-not multiply in: no stride (even along an axis with one output, whose other rows a tile
+The transforms' constants cost precision: the rounding error grows with the weights and
+inputs of a whole tile rather than of one 3x3 window. F(4x4, 3x3)'s (up to 8, and 1/24)
+cost the most: on random normal data (64 and 256 channels) the largest error relative to
+the largest output was 1.1e-14 to 1.2e-14 in float64 (im2col: 5e-16 to 8e-16; both
+against long-double sums), far inside the 1e-10 the tests hold it to, but 7e-6 to 8e-6 in
+float32 (im2col: 4e-7), too much to give up for speed, so float32 never takes it.
+F(2x2, 3x3)'s are 0, +-1 and 1/2, and its error is about im2col's: 1.1e-15 in float64
+(512 channels), 3.4e-7 to 7.4e-7 in float32 (64 and 256 channels; im2col 4.9e-7 to
+5.7e-7). For the same reason a tile must never hold a value the convolution does not
+multiply in: no stride (even along an axis with one output, whose other rows a tile
 would read) and no input under 3 wide (some tap would meet only padding, whose product the
 oracle drops exactly, while here that weight is mixed with the others before the products).
 
@@ -91,18 +92,26 @@ _G4 = np.array(
 )
 _G2 = np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]])
 
-# The algorithms in order of preference, the first that pays taken. Where each pays was
-# measured in float64 against im2col (docs/design.md, docs/scripts/winograd_thresholds.py):
+# The algorithms of each dtype in order of preference, the first that pays taken. Where each
+# pays was measured against im2col (docs/design.md, docs/scripts/winograd_thresholds.py):
 # - F(4x4, 3x3) from 128 tiles on ran in 0.6-0.9 of im2col's time, while vgg_7x7_512
 #   (8 samples of 7x7: 32 tiles) ran its forward+backward 1.1-1.45x slower, the weights'
 #   transform and reading as costly as the tiles. Thin GEMMs (few channels or filters) run
-#   far below the BLAS's speed: 8 channels 1.04x, 3 channels 3.2x.
+#   far below the BLAS's speed: 8 channels 1.04x, 3 channels 3.2x. Not in float32, where
+#   its error is 20x im2col's.
 # - F(2x2, 3x3) has 4 times as many tiles, and transformed weights of 16 rather than 36
-#   planes, but saves only 2.25x of the flops, and its GEMMs are thinner still: it paid only
-#   with 512 channels and filters or more (from 64 tiles on: forward+backward 0.79-0.96 of
-#   im2col's time; 32-49 tiles: 1.2-1.55), and lost with 384 and fewer at 128 tiles
-#   (1.04-1.30) where it has tiles but F(4x4, 3x3) not.
-_TILES = (_Tile(4, np.kron(_G4, _G4), 128, 16), _Tile(2, np.kron(_G2, _G2), 64, 512))
+#   planes, but saves only 2.25x of the flops, and its GEMMs are thinner still. In float64
+#   it paid only with 512 channels and filters or more (from 64 tiles on: forward+backward
+#   0.79-0.96 of im2col's time; 32-49 tiles: 1.2-1.55), and lost with 384 and fewer at 128
+#   tiles (1.04-1.30). In float32, where it is as accurate as im2col, it paid on large
+#   planes, from 2048 tiles on (0.37-1.01; below, 0.96-1.33).
+_TILES = {
+    np.dtype(np.float64): (
+        _Tile(4, np.kron(_G4, _G4), 128, 16),
+        _Tile(2, np.kron(_G2, _G2), 64, 512),
+    ),
+    np.dtype(np.float32): (_Tile(2, np.kron(_G2, _G2), 2048, 16),),
+}
 # Chunks of samples of about this size: the GEMMs want many tiles, the transforms want their
 # tiles in cache (cifar_3x3: 29 ms at 16 MiB, 31 at 8, 42 at 32).
 _CHUNK_BYTES = 16 * 2**20
@@ -120,9 +129,10 @@ def _tiles(geo: ConvGeometry, m: int) -> tuple[int, int]:
     return -(-oh // m), -(-ow // m)
 
 
-def tile(geo: ConvGeometry) -> _Tile | None:
-    """The algorithm the route takes for ``geo`` where one pays (``_TILES``), else None."""
-    for t in _TILES:
+def tile(geo: ConvGeometry, dtype: np.dtype) -> _Tile | None:
+    """The algorithm the route takes for ``geo`` in ``dtype`` where one pays (``_TILES``),
+    else None."""
+    for t in _TILES.get(np.dtype(dtype), ()):
         th, tw = _tiles(geo, t.m)
         if geo.batch * th * tw >= max(1, t.min_tiles) and (
             min(geo.channels, geo.filters) >= t.min_channels
@@ -131,17 +141,16 @@ def tile(geo: ConvGeometry) -> _Tile | None:
     return None
 
 
-def _taken(geo: ConvGeometry) -> _Tile:
-    """``tile(geo)`` for a ``geo`` that has one (that ``plan`` planned)."""
-    t = tile(geo)
+def _taken(geo: ConvGeometry, dtype: np.dtype) -> _Tile:
+    """``tile(geo, dtype)`` where there is one (where ``plan`` planned)."""
+    t = tile(geo, dtype)
     assert t is not None
     return t
 
 
-def _elements(geo: ConvGeometry, samples: int, rows: int) -> tuple[int, int, int]:
+def _elements(geo: ConvGeometry, t: _Tile, samples: int, rows: int) -> tuple[int, int, int]:
     """A chunk's padded input, transformed input and products, in elements: ``rows`` rows
-    of tiles of each of ``samples`` samples, for a ``geo`` that has a ``tile``."""
-    t = _taken(geo)
+    of tiles ``t`` of each of ``samples`` samples."""
     tw = _tiles(geo, t.m)[1]
     tiles = samples * rows * tw
     return (
@@ -153,7 +162,7 @@ def _elements(geo: ConvGeometry, samples: int, rows: int) -> tuple[int, int, int
 
 def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> list[tuple[int, int, int, int]]:
     """The chunks ``(n0, n1, t0, t1)`` of this route, samples ``n0:n1`` and rows of tiles
-    ``t0:t1`` of each (tiles of ``tile(geo)``), within the workspace limit; empty where the
+    ``t0:t1`` of each (tiles of ``tile(geo, dtype)``), within the workspace limit; empty where the
     route does not apply or would not pay.
 
     Whole samples, as many as fit 16 MiB with the transformed weights, or twice the
@@ -165,10 +174,9 @@ def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> list[tuple[i
     """
     if geo.nd != 2 or os.environ.get("CONVCOL_WINOGRAD", "1").strip() == "0":
         return []
-    t = tile(geo)
+    t = tile(geo, dtype)
     if not (
         t is not None
-        and dtype == np.float64
         and not geo.channels_last
         and geo.groups == 1
         and geo.padding_mode == "zeros"
@@ -190,18 +198,18 @@ def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> list[tuple[i
             return whole
     size = dtype.itemsize
     one = t.components * geo.filters * geo.channels * size
-    row = sum(_elements(geo, 1, 1)) * size
+    row = sum(_elements(geo, t, 1, 1)) * size
     limit = get_workspace_limit()
     if n_weights * one + row > limit:
         return []
     weights = n_weights * one
     budget = min(limit - weights, max(_CHUNK_BYTES - weights, _DATA_PER_WEIGHTS * one, row))
-    sample = sum(_elements(geo, 1, th)) * size
+    sample = sum(_elements(geo, t, 1, th)) * size
     if sample <= budget:
         step = min(geo.batch, budget // sample)
         return [(n0, min(n0 + step, geo.batch), 0, th) for n0 in range(0, geo.batch, step)]
     # A run of R tile rows takes row + (R - 1) * more bytes (two rows of padding are shared).
-    more = sum(_elements(geo, 1, 2)) * size - row
+    more = sum(_elements(geo, t, 1, 2)) * size - row
     step = min(th, 1 + (budget - row) // more)
     return [
         (n, n + 1, t0, min(t0 + step, th)) for n in range(geo.batch) for t0 in range(0, th, step)
@@ -217,14 +225,14 @@ def _chunked(
     (components, F, tiles) for the products or their gradient."""
     from . import kernels
 
-    t = _taken(geo)
+    t = _taken(geo, x.dtype)
     k, m = t.components, t.m
     F, C = geo.filters, geo.channels
     H, W = geo.in_size
     wp = m * _tiles(geo, m)[1] + 2
     pad = geo.kernel_args()[2]
     n0, n1, t0, t1 = chunks[0]  # the largest
-    n_xp, n_v, n_f = _elements(geo, n1 - n0, t1 - t0)
+    n_xp, n_v, n_f = _elements(geo, t, n1 - n0, t1 - t0)
     n_u = k * F * C
     buf = scratch((n_weights * n_u + n_xp + n_v + n_f) * x.itemsize).view(x.dtype)
     weights = [buf[i * n_u : (i + 1) * n_u].reshape(k, F, C) for i in range(n_weights)]
@@ -235,7 +243,7 @@ def _chunked(
         for chunk in chunks:
             n0, n1, t0, t1 = chunk
             nb, hp = n1 - n0, m * (t1 - t0) + 2
-            e_xp, e_v, e_f = _elements(geo, nb, t1 - t0)
+            e_xp, e_v, e_f = _elements(geo, t, nb, t1 - t0)
             xp = buf[:e_xp].reshape(nb, C, 1, 1, 1, 1, hp, wp)
             v = buf[n_xp : n_xp + e_v].reshape(k, C, -1)
             room = buf[n_xp + n_v : n_xp + n_v + e_f].reshape(k, F, -1)
@@ -256,14 +264,14 @@ def forward(
     """The convolution of ``x`` (N, C, H, W) by ``w`` (F, C, 3, 3), plus ``b``, in the
     ``chunks`` of ``plan(geo, x.dtype)`` (not empty), or None if its output is not all
     finite (the caller then takes im2col). The arrays are C-contiguous float64."""
-    t = _taken(geo)
+    t = _taken(geo, x.dtype)
     F, C = geo.filters, geo.channels
     (u,), tiles = _chunked(x, geo, chunks, 1)
     bias = np.empty(0, x.dtype) if b is None else b
     out = np.empty(geo.out_shape, x.dtype)
     output = t.kernels()[1]
     with _quiet():
-        np.matmul(t.gg, w.reshape(F * C, 9).T, out=u.reshape(t.components, F * C))
+        np.matmul(t.gg.astype(x.dtype), w.reshape(F * C, 9).T, out=u.reshape(t.components, F * C))
         for (n0, n1, t0, t1), v, prod in tiles:
             np.matmul(u, v, out=prod)
             block = out[n0:n1, :, t.m * t0 : t.m * t1]
@@ -287,7 +295,7 @@ def weight_grad(
     there are several), and ``dw = G^T dU G``. Its GEMMs reduce over the tiles, a long
     reduction that OpenBLAS runs well.
     """
-    t = _taken(geo)
+    t = _taken(geo, x.dtype)
     F, C = geo.filters, geo.channels
     weights, tiles = _chunked(x, geo, chunks, 1 if len(chunks) == 1 else 2)
     du, part = weights[0], weights[-1]
@@ -298,7 +306,7 @@ def weight_grad(
             np.matmul(z, v.transpose(0, 2, 1), out=part if i else du)
             if i:
                 du += part
-        dw = np.matmul(du.reshape(t.components, F * C).T, t.gg).reshape(geo.w_shape)
+        dw = np.matmul(du.reshape(t.components, F * C).T, t.gg.astype(x.dtype)).reshape(geo.w_shape)
         return dw if np.isfinite(dw.sum()) else None
 
 

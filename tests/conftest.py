@@ -74,9 +74,12 @@ def assert_peak_within(call, limit: int, results: int) -> None:
 
 
 def force_winograd(monkeypatch, m: int | None = 4) -> None:
-    """Every float64 3x3 stride-1 convolution takes Winograd's F(m x m, 3x3), however
-    small or thin; with ``m`` None, none takes the route."""
+    """Every 3x3 stride-1 convolution of a dtype that has Winograd's F(m x m, 3x3) takes
+    it, however small or thin; with ``m`` None, none takes the route."""
     from convcol import winograd
 
-    tiles = tuple(t._replace(min_tiles=0, min_channels=1) for t in winograd._TILES if t.m == m)
+    tiles = {
+        dtype: tuple(t._replace(min_tiles=0, min_channels=1) for t in each if t.m == m)
+        for dtype, each in winograd._TILES.items()
+    }
     monkeypatch.setattr(winograd, "_TILES", tiles)

@@ -19,14 +19,15 @@ from convcol.naive import (
     conv_transpose_nd_naive,
 )
 
+F64 = np.dtype(np.float64)
 
-@pytest.fixture(params=[4, 2], ids=["F4x4", "F2x2"])
-def taken(request, monkeypatch):
-    """Every float64 3x3 stride-1 convolution takes the route, however small, with tiles
-    of each size in turn. Returns the list of its calls, ``(name, gave)``: ``"forward"``
-    (the forward pass or dx) or ``"dw"``, and whether it gave the result (False: it gave
-    the call back, an output not finite)."""
-    force_winograd(monkeypatch, request.param)
+
+def _spy(monkeypatch, m: int) -> list[tuple[str, bool]]:
+    """Every 3x3 stride-1 convolution of a dtype that has tiles of ``m`` takes the route,
+    however small. Returns the list of its calls, ``(name, gave)``: ``"forward"`` (the
+    forward pass or dx) or ``"dw"``, and whether it gave the result (False: it gave the
+    call back, an output not finite)."""
+    force_winograd(monkeypatch, m)
     calls: list[tuple[str, bool]] = []
 
     def spy(name, run):
@@ -40,6 +41,18 @@ def taken(request, monkeypatch):
     monkeypatch.setattr(winograd, "forward", spy("forward", winograd.forward))
     monkeypatch.setattr(winograd, "weight_grad", spy("dw", winograd.weight_grad))
     return calls
+
+
+@pytest.fixture(params=[4, 2], ids=["F4x4", "F2x2"])
+def taken(request, monkeypatch):
+    """``_spy`` in float64, with each tile size in turn."""
+    return _spy(monkeypatch, request.param)
+
+
+@pytest.fixture
+def taken32(monkeypatch):
+    """``_spy`` in float32, which has F(2x2, 3x3) alone."""
+    return _spy(monkeypatch, 2)
 
 
 def _eligible(case) -> bool:
@@ -58,10 +71,20 @@ def _eligible(case) -> bool:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_named_cases_match_oracle(case, taken, rng):
+    _check_named_case(case, taken, np.float64, rng)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_named_cases_match_oracle_in_float32(case, taken32, rng):
+    # Within the float32 tolerance of im2col's (scaled to the reduction length).
+    _check_named_case(case, taken32, np.float32, rng)
+
+
+def _check_named_case(case, taken, dtype, rng):
     x = rng.standard_normal(case.x)
     w = rng.standard_normal(case.w)
     b = rng.standard_normal(case.w[0]) if case.bias else None
-    check_against_oracle(x, w, b, case.conv_param, np.float64, rng)
+    check_against_oracle(x, w, b, case.conv_param, dtype, rng)
     # The forward pass and dw, and dx where the swapped convolution exists (no pad beyond
     # 2 and an output at least 3 x 3).
     if _eligible(case):
@@ -101,25 +124,26 @@ def test_other_calls_match_oracle(name, kind, x_shape, w_shape, options, taken, 
     assert taken and all(gave for _, gave in taken), taken
 
 
-def _limit(geo_args, samples: int, rows: int, weights: int = 1) -> int:
+def _limit(geo_args, samples: int, rows: int, weights: int = 1, dtype=F64) -> int:
     """A workspace limit that holds ``weights`` arrays of transformed weights and ``rows``
     rows of tiles of ``samples`` samples."""
     geo = conv_geometry(*geo_args, None, 2, padding=1)
-    return (
-        weights * winograd.tile(geo).components * geo.filters * geo.channels * 8
-        + sum(winograd._elements(geo, samples, rows)) * 8
+    t = winograd.tile(geo, dtype)
+    return dtype.itemsize * (
+        weights * t.components * geo.filters * geo.channels
+        + sum(winograd._elements(geo, t, samples, rows))
     )
 
 
 def _tile_rows(geo) -> int:
-    return winograd._tiles(geo, winograd.tile(geo).m)[0]
+    return winograd._tiles(geo, winograd.tile(geo, F64).m)[0]
 
 
 def test_chunks_of_samples_match_oracle(taken, rng):
     x, w = rng.standard_normal((5, 3, 10, 7)), rng.standard_normal((4, 3, 3, 3))
     geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
     th = _tile_rows(geo)
-    assert th == {4: 3, 2: 5}[winograd.tile(geo).m]
+    assert th == {4: 3, 2: 5}[winograd.tile(geo, F64).m]
     with convcol.workspace_limit(_limit((x.shape, w.shape), 2, th)):
         assert winograd.plan(geo, np.dtype(np.float64)) == [
             (0, 2, 0, th),
@@ -192,10 +216,26 @@ def test_peak_memory_stays_under_limit(taken, rng):
     assert taken and all(gave for _, gave in taken), taken
 
 
+def test_peak_memory_stays_under_limit_in_float32(taken32, rng):
+    f32 = np.dtype(np.float32)
+    x = rng.standard_normal((8, 32, 32, 32)).astype(f32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(f32)
+    dout = rng.standard_normal((8, 32, 32, 32)).astype(f32)
+    limit = _limit((x.shape, w.shape), 3, 16, dtype=f32)
+    with convcol.workspace_limit(limit):
+        geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
+        assert winograd.plan(geo, f32) == [(0, 3, 0, 16), (3, 6, 0, 16), (6, 8, 0, 16)]
+        assert_peak_within(lambda: convcol.conv2d(x, w, padding=1), limit, x.nbytes)
+        results = x.nbytes + 2 * w.nbytes + 2 * dout.nbytes
+        assert_peak_within(lambda: convcol.conv2d_backward(dout, x, w, padding=1), limit, results)
+    assert taken32 and all(gave for _, gave in taken32), taken32
+
+
 @pytest.mark.parametrize(
     ("dtype", "x_shape", "w_shape", "options"),
     [
-        (np.float32, (4, 16, 32, 32), (16, 16, 3, 3), {"padding": 1}),
+        (np.float32, (4, 16, 32, 32), (16, 16, 3, 3), {"padding": 1}),  # 1024 tiles
+        (np.float32, (8, 16, 32, 32), (16, 16, 3, 3), {"stride": 2, "padding": 1}),
         (np.float64, (4, 16, 32, 32), (16, 16, 3, 3), {"stride": 2, "padding": 1}),
         (np.float64, (4, 16, 32, 32), (16, 16, 3, 3), {"dilation": 2, "padding": 2}),
         (np.float64, (4, 16, 32, 32), (16, 8, 3, 3), {"groups": 2, "padding": 1}),
@@ -237,11 +277,21 @@ def test_values_the_oracle_never_multiplies_in_cannot_spoil_the_result(
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max(), strict=True)
 
 
-def test_the_route_is_taken_where_it_pays():
-    # Measured (winograd.py): the 64-channel 3x3 layers gain with F(4x4, 3x3); vgg_7x7_512
-    # (32 such tiles) loses with it, but gains with F(2x2, 3x3) (128 tiles, 512 channels).
+@pytest.mark.parametrize(
+    ("dtype", "expected"),
+    [
+        # Measured (winograd.py): the 64-channel 3x3 layers gain with F(4x4, 3x3);
+        # vgg_7x7_512 (32 such tiles) loses with it, but gains with F(2x2, 3x3) (128 tiles,
+        # 512 channels).
+        (F64, {"cifar_3x3": 4, "r50_res2a_3x3": 4, "vgg_conv1_2": 4, "vgg_7x7_512": 2}),
+        # float32 has F(2x2, 3x3) alone, from 2048 tiles on.
+        (np.dtype(np.float32), {"cifar_3x3": 2, "r50_res2a_3x3": 2, "vgg_conv1_2": 2}),
+    ],
+    ids=["f64", "f32"],
+)
+def test_the_route_is_taken_where_it_pays(dtype, expected):
     taken = {
-        s.name: winograd.tile(geo).m
+        s.name: winograd.tile(geo, dtype).m
         for s in SHAPES
         for geo in [
             conv_geometry(
@@ -252,15 +302,15 @@ def test_the_route_is_taken_where_it_pays():
                 **s.options(),
             )
         ]
-        if winograd.plan(geo, np.dtype(np.float64))
+        if winograd.plan(geo, dtype)
     }
-    assert taken == {"cifar_3x3": 4, "r50_res2a_3x3": 4, "vgg_conv1_2": 4, "vgg_7x7_512": 2}
+    assert taken == expected
 
 
 @pytest.mark.parametrize(
     ("x_shape", "w_shape", "m"),
     [
-        ((8, 64, 16, 16), (64, 64, 3, 3), 4),  # 128 tiles of 4x4
+        ((8, 64, 16, 16), (64, 64, 3, 3), 4),  # 128 tiles of 4x4 (float32: none below)
         ((7, 64, 16, 16), (64, 64, 3, 3), None),  # 112 of 4x4; 448 of 2x2, too thin
         ((4, 512, 7, 7), (512, 512, 3, 3), 2),  # 64 of 2x2
         ((3, 512, 7, 7), (512, 512, 3, 3), None),  # 48 of 2x2
@@ -272,9 +322,27 @@ def test_the_route_is_taken_where_it_pays():
 )
 def test_each_tile_size_from_where_it_pays(x_shape, w_shape, m):
     geo = conv_geometry(x_shape, w_shape, None, 2, padding=1)
-    t = winograd.tile(geo)
+    t = winograd.tile(geo, F64)
     assert (t and t.m) == m
-    assert bool(winograd.plan(geo, np.dtype(np.float64))) == (m is not None)
+    assert bool(winograd.plan(geo, F64)) == (m is not None)
+    assert winograd.plan(geo, np.dtype(np.float32)) == []
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "m"),
+    [
+        ((8, 16, 32, 32), (16, 16, 3, 3), 2),  # 2048 tiles of 2x2
+        ((7, 16, 32, 32), (16, 16, 3, 3), None),  # 1792
+        ((8, 8, 32, 32), (16, 8, 3, 3), None),  # 8 channels
+        ((8, 16, 32, 32), (8, 16, 3, 3), None),  # 8 filters
+        ((2, 64, 224, 224), (64, 64, 3, 3), 2),  # vgg_conv1_2
+    ],
+)
+def test_float32_takes_f2x2_from_where_it_pays(x_shape, w_shape, m):
+    geo = conv_geometry(x_shape, w_shape, None, 2, padding=1)
+    t = winograd.tile(geo, np.dtype(np.float32))
+    assert (t and t.m) == m
+    assert bool(winograd.plan(geo, np.dtype(np.float32))) == (m is not None)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -282,21 +350,36 @@ def test_each_tile_size_from_where_it_pays(x_shape, w_shape, m):
 @pytest.mark.parametrize("target", ["x", "w", "dout"])
 @pytest.mark.parametrize("spot", [0, 37, -1])
 def test_non_finite_values_propagate_like_the_oracle(value, target, spot, taken, rng):
-    # A tile mixes its 36 inputs, so an inf gives NaN next to it where the oracle has inf
-    # or a finite value: the route must give such a call back to im2col.
+    _check_non_finite(value, target, spot, taken, np.float64, rng)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("target", ["x", "w", "dout"])
+@pytest.mark.parametrize("spot", [0, 37, -1])
+def test_non_finite_values_propagate_like_the_oracle_in_float32(value, target, spot, taken32, rng):
+    _check_non_finite(value, target, spot, taken32, np.float32, rng)
+
+
+def _check_non_finite(value, target, spot, taken, dtype, rng):
+    # A tile mixes its 36 or 16 inputs, so an inf gives NaN next to it where the oracle has
+    # inf or a finite value: the route must give such a call back to im2col.
     x, w = rng.standard_normal((2, 4, 9, 10)), rng.standard_normal((5, 4, 3, 3))
     dout = rng.standard_normal((2, 5, 9, 10))
+    x, w, dout = x.astype(dtype), w.astype(dtype), dout.astype(dtype)
     {"x": x, "w": w, "dout": dout}[target].reshape(-1)[spot] = value
-    ref = conv_nd_naive(x, w, padding=1)
-    np.testing.assert_allclose(
-        convcol.conv2d(x, w, padding=1), ref, rtol=1e-10, atol=1e-10, strict=True
+    tol = {np.float64: 1e-10, np.float32: 1e-5}[dtype]
+    ref = conv_nd_naive(x.astype(np.float64), w.astype(np.float64), padding=1)
+    out = convcol.conv2d(x, w, padding=1)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol, strict=False)
+    assert out.shape == ref.shape
+    refs = conv_nd_backward_naive(
+        dout.astype(np.float64), x.astype(np.float64), w.astype(np.float64), padding=1
     )
-    for got, e in zip(
-        convcol.conv2d_backward(dout, x, w, padding=1),
-        conv_nd_backward_naive(dout, x, w, padding=1),
-        strict=True,
-    ):
-        np.testing.assert_allclose(got, e, rtol=1e-10, atol=1e-9, strict=True)
+    for got, e in zip(convcol.conv2d_backward(dout, x, w, padding=1), refs, strict=True):
+        assert got.shape == e.shape and got.dtype == dtype
+        np.testing.assert_allclose(got, e, rtol=tol, atol=10 * tol)
     # The forward pass gave back its call when x or w was spoiled, dw when x or dout was,
     # and dx when dout was; dx was not tried with a spoiled w.
     expected = {

@@ -36,26 +36,34 @@ ROUTES = {"im2col": None, "F(4x4)": 4, "F(2x2)": 2}
 def on_route(fn, size):
     """``fn`` with the route forced on every eligible call with tiles of ``size``, or off
     for every call (``size`` None)."""
-    saved = winograd._MIN_TILES, winograd._MIN_CHANNELS, winograd._SIZES
-    forced = (2**62, 2**62, (4,)) if size is None else (0, 1, (size,))
+    saved = winograd._TILES
+    forced = {
+        dtype: tuple(t._replace(min_tiles=0, min_channels=1) for t in each if t.m == size)
+        for dtype, each in saved.items()
+    }
 
     def run():
-        winograd._MIN_TILES, winograd._MIN_CHANNELS, winograd._SIZES = forced
+        winograd._TILES = forced
         try:
             return fn()
         finally:
-            winograd._MIN_TILES, winograd._MIN_CHANNELS, winograd._SIZES = saved
+            winograd._TILES = saved
 
     return run
 
 
+DTYPE = np.float64
+if "--float32" in sys.argv:
+    sys.argv.remove("--float32")
+    DTYPE = np.float32
 if sys.argv[1:]:
     CASES = [tuple(int(v) for v in arg.split(",")) for arg in sys.argv[1:]]
 rng = np.random.default_rng(0)
 print("N, C -> F, H x W | tiles 4x4, 2x2 | im2col fwd, f+b | F(4x4) / im2col | F(2x2) / im2col")
 for n, c, f, h in CASES:
-    x, w = rng.standard_normal((n, c, h, h)), rng.standard_normal((f, c, 3, 3))
-    dout = rng.standard_normal((n, f, h, h))
+    x = rng.standard_normal((n, c, h, h)).astype(DTYPE)
+    w = rng.standard_normal((f, c, 3, 3)).astype(DTYPE)
+    dout = rng.standard_normal((n, f, h, h)).astype(DTYPE)
 
     def forward(x=x, w=w):
         return convcol.conv2d(x, w, padding=1)
