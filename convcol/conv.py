@@ -632,9 +632,8 @@ def _gemm_backward(
     if chunks:
         dw = winograd.weight_grad(dout, x, geo, chunks)  # type: ignore[arg-type]
     dx_chunks = _winograd_dx_plan(geo, w) if want_dx else []
-    if dx_chunks:
-        sw = _swapped_weights(w, geo)
-        dx = winograd.forward(dout, sw, None, _swapped(geo), dx_chunks)
+    if dx_chunks:  # (the swapped weights, beyond the limit, are freed before im2col's dw)
+        dx = winograd.forward(dout, _swapped_weights(w, geo), None, _swapped(geo), dx_chunks)
     need_dx = want_dx and not dx_chunks
     if x is not None and not chunks and _swap_applies(geo, dout.dtype.itemsize):
         swapped_dx, dw = _swapped_backward(dout, x, w, geo, need_dx)

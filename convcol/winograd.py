@@ -1,5 +1,5 @@
-"""Winograd's minimal filtering F(4x4, 3x3) and F(2x2, 3x3): float64 3x3 convolutions at
-stride 1.
+"""Winograd's minimal filtering F(4x4, 3x3) and F(2x2, 3x3): 3x3 convolutions at stride 1,
+in float64 (both) and float32 (F(2x2, 3x3) alone).
 
 A 3x3 window slides over each 6x6 tile of the input to give a 4x4 block of outputs: 144
 multiplications per channel and filter as a GEMM over im2col columns. Winograd's algorithm
@@ -25,12 +25,14 @@ cost the most: on random normal data (64 and 256 channels) the largest error rel
 the largest output was 1.1e-14 to 1.2e-14 in float64 (im2col: 5e-16 to 8e-16; both
 against long-double sums), far inside the 1e-10 the tests hold it to, but 7e-6 to 8e-6 in
 float32 (im2col: 4e-7), too much to give up for speed, so float32 never takes it.
-F(2x2, 3x3)'s are 0, +-1 and 1/2, and its error is about im2col's: 1.1e-15 in float64
-(512 channels), 3.4e-7 to 7.4e-7 in float32 (64 and 256 channels; im2col 4.9e-7 to
-5.7e-7). For the same reason a tile must never hold a value the convolution does not
-multiply in: no stride (even along an axis with one output, whose other rows a tile
-would read) and no input under 3 wide (some tap would meet only padding, whose product the
-oracle drops exactly, while here that weight is mixed with the others before the products).
+F(2x2, 3x3)'s are 0, +-1 and 1/2, and its error stays close to im2col's: forward 1.1e-15
+in float64 (512 channels), 3.4e-7 to 7.4e-7 in float32 (64 and 256 channels; im2col 4.9e-7
+to 5.7e-7); in float32 review measured dx and dw at 1.2-1.9x im2col's error (3.2e-7 to
+8.8e-7 against 1.8e-7 to 5.6e-7). For the same reason a tile must never hold a value the
+convolution does not multiply in: no stride (even along an axis with one output, whose
+other rows a tile would read) and no input under 3 wide (some tap would meet only padding,
+whose product the oracle drops exactly, while here that weight is mixed with the others
+before the products).
 
 The route also steps aside where it would not pay: few tiles (the weight transform then
 costs more than it saves), few channels or filters (the GEMMs too thin), or a workspace
@@ -103,8 +105,8 @@ _G2 = np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0,
 #   planes, but saves only 2.25x of the flops, and its GEMMs are thinner still. In float64
 #   it paid only with 512 channels and filters or more (from 64 tiles on: forward+backward
 #   0.79-0.96 of im2col's time; 32-49 tiles: 1.2-1.55), and lost with 384 and fewer at 128
-#   tiles (1.04-1.30). In float32, where it is as accurate as im2col, it paid on large
-#   planes, from 2048 tiles on (0.37-1.01; below, 0.96-1.33).
+#   tiles (1.04-1.30). In float32, where its error stays within 2x of im2col's, it paid on
+#   large planes, from 2048 tiles on (0.37-1.01; below, 0.96-1.33).
 _TILES = {
     np.dtype(np.float64): (
         _Tile(4, np.kron(_G4, _G4), 128, 16),
@@ -263,7 +265,8 @@ def forward(
 ) -> np.ndarray | None:
     """The convolution of ``x`` (N, C, H, W) by ``w`` (F, C, 3, 3), plus ``b``, in the
     ``chunks`` of ``plan(geo, x.dtype)`` (not empty), or None if its output is not all
-    finite (the caller then takes im2col). The arrays are C-contiguous float64."""
+    finite (the caller then takes im2col). The arrays are C-contiguous, of a dtype in
+    ``_TILES``."""
     t = _taken(geo, x.dtype)
     F, C = geo.filters, geo.channels
     (u,), tiles = _chunked(x, geo, chunks, 1)

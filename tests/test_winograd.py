@@ -216,6 +216,23 @@ def test_peak_memory_stays_under_limit(taken, rng):
     assert taken and all(gave for _, gave in taken), taken
 
 
+def test_swapped_weights_are_freed_before_im2col_takes_dw(taken, rng):
+    # A limit that holds one array of transformed weights and one row of tiles: the forward
+    # pass and dx take the route, dw (two arrays for several chunks) im2col. The swapped
+    # weights, which dx's route reads, once stayed alive through im2col's dw and took the
+    # peak over the limit (review).
+    x, w = rng.standard_normal((2, 64, 6, 7)), rng.standard_normal((64, 64, 3, 3))
+    dout = rng.standard_normal((2, 64, 6, 7))
+    geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
+    limit = _limit((x.shape, w.shape), 1, 1) + 5000
+    with convcol.workspace_limit(limit):
+        assert winograd.plan(geo, F64) and not winograd.plan(geo, F64, 2)
+        results = x.nbytes + 2 * w.nbytes + 2 * dout.nbytes
+        backward = lambda: convcol.conv2d_backward(dout, x, w, padding=1)  # noqa: E731
+        assert_peak_within(backward, limit, results)
+    assert ("forward", True) in taken and ("dw", True) not in taken, taken
+
+
 def test_peak_memory_stays_under_limit_in_float32(taken32, rng):
     f32 = np.dtype(np.float32)
     x = rng.standard_normal((8, 32, 32, 32)).astype(f32)
