@@ -72,16 +72,28 @@ def _phase_runs(phases, xp, pad_w, W):
 
 
 @numba.njit(cache=True, inline="always")
+def _joint(lo, hi):
+    # Stride 2: the columns k where both W phases take a source element, [j0, j1) (each
+    # phase may have one more at either end): there padded column 2k + q is source column
+    # 2k + q - pad_w, so both phases come from one pass along the source row, which LLVM
+    # vectorises as an interleaved load (or store). A pass per phase ran 2.8-3.4x slower on
+    # mobilenetv2_dw3x3_s2's 1152 planes of 56 x 56, and its forward pass 1.6x slower.
+    j0 = max(lo[0], lo[1])
+    return j0, max(j0, min(hi[0], hi[1]))
+
+
+@numba.njit(cache=True, inline="always")
 def _pad_plane(src, dst, base, pad, phases, lo, hi):
     # One channel: src (D, H, W) into dst (SD, SH, SW, DQ, HQ, WQ), zeros outside src.
     D, H, _ = src.shape
     SD, SH, S_, DQ, HQ, WQ = dst.shape
     S = len(phases) if len(phases) > 0 else S_  # see above
+    j0, j1 = _joint(lo, hi) if S == 2 else (0, 0)
     for pd in range(SD):
         for i in range(DQ):
             d = (base[0] + i) * SD + pd - pad[0]
-            for ph in range(SH):
-                for j in range(HQ):
+            for j in range(HQ):  # source rows in order (with SH = 2, 1.4x faster)
+                for ph in range(SH):
                     h = (base[1] + j) * SH + ph - pad[1]
                     inside = 0 <= d < D and 0 <= h < H
                     for q in range(S):
@@ -91,13 +103,23 @@ def _pad_plane(src, dst, base, pad, phases, lo, hi):
                             continue
                         s = src[d, h]
                         a, b = lo[q], hi[q]
-                        first = S * a + q - pad[2]
                         for k in range(a):
                             o[k] = 0
-                        for k in range(b - a):
-                            o[np.uint64(a + k)] = s[np.uint64(first + S * k)]
                         for k in range(b, WQ):
                             o[k] = 0
+                        # With stride 2, only the columns outside the joint ones here.
+                        c, e = (min(b, j0), j1) if S == 2 else (b, b)
+                        first = S * a + q - pad[2]
+                        for k in range(c - a):
+                            o[np.uint64(a + k)] = s[np.uint64(first + S * k)]
+                        for k in range(e, b):
+                            o[k] = s[np.uint64(S * k + q - pad[2])]
+                    if S == 2 and inside:
+                        o0, o1, s = dst[pd, ph, 0, i, j], dst[pd, ph, 1, i, j], src[d, h]
+                        at = 2 * j0 - pad[2]
+                        for k in range(j1 - j0):
+                            o0[np.uint64(j0 + k)] = s[np.uint64(at + 2 * k)]
+                            o1[np.uint64(j0 + k)] = s[np.uint64(at + 2 * k + 1)]
 
 
 @numba.njit(cache=True, inline="always")
@@ -106,20 +128,30 @@ def _unpad_plane(src, dst, base, pad, phases, lo, hi):
     D, H, _ = dst.shape
     SD, SH, S_, DQ, HQ, _ = src.shape
     S = len(phases) if len(phases) > 0 else S_
+    j0, j1 = _joint(lo, hi) if S == 2 else (0, 0)
     for pd in range(SD):
         for i in range(DQ):
             d = (base[0] + i) * SD + pd - pad[0]
-            for ph in range(SH):
-                for j in range(HQ):
+            for j in range(HQ):  # source rows in order (with SH = 2, 1.4x faster)
+                for ph in range(SH):
                     h = (base[1] + j) * SH + ph - pad[1]
                     if not (0 <= d < D and 0 <= h < H):
                         continue
                     o = dst[d, h]
                     for q in range(S):
                         s = src[pd, ph, q, i, j]
-                        a, first = lo[q], S * lo[q] + q - pad[2]
-                        for k in range(hi[q] - a):
+                        a, b = lo[q], hi[q]
+                        first = S * a + q - pad[2]
+                        for k in range(min(b, j0) - a if S == 2 else b - a):
                             o[np.uint64(first + S * k)] += s[np.uint64(a + k)]
+                        for k in range(j1, b if S == 2 else 0):
+                            o[np.uint64(S * k + q - pad[2])] += s[k]
+                    if S == 2:
+                        s0, s1 = src[pd, ph, 0, i, j], src[pd, ph, 1, i, j]
+                        at = 2 * j0 - pad[2]
+                        for k in range(j1 - j0):
+                            o[np.uint64(at + 2 * k)] += s0[np.uint64(j0 + k)]
+                            o[np.uint64(at + 2 * k + 1)] += s1[np.uint64(j0 + k)]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -490,3 +490,19 @@ def test_dw_comes_from_the_columns_of_dout_when_the_swap_pays(name, rng, monkeyp
     dws = [geo for geo, with_grad in passes if with_grad]
     assert len(dws) == (0 if "groups_same" in name else 1), passes
     assert all(conv._swap_pays(conv._swapped(geo)) for geo in dws)
+
+
+@pytest.mark.parametrize("groups", [1, 3], ids=["dense", "depthwise"])
+@pytest.mark.parametrize("width", range(1, 10))
+@pytest.mark.parametrize("pad", range(4))
+def test_stride_two_along_rows_matches_oracle(width, pad, groups, rng):
+    # Stride 2 along W: the padded copy splits each row into its two phases in one pass
+    # where both take an element (kernels._joint), one phase alone at either end. Every
+    # width and pad up to the kernel's, with and without a dilation, meets the oracle.
+    x = rng.standard_normal((2, 3, 5, width))
+    w = rng.standard_normal((3, 3 // groups, 3, 3))
+    for dilation in (1, 2):
+        if width + 2 * pad < dilation * 2 + 1:
+            continue  # no output
+        options = {"stride": (2, 2), "padding": pad, "dilation": dilation, "groups": groups}
+        check("conv", x, w, rng.standard_normal(3), options, np.float64, rng)
