@@ -83,7 +83,7 @@ def _pad_plane(src, dst, base, pad, phases, lo, hi):
     for pd in range(SD):
         for i in range(DQ):
             d = (base[0] + i) * SD + pd - pad[0]
-            for j in range(HQ):  # source rows in order (with SH = 2, 1.4x faster)
+            for j in range(HQ):  # source rows in order, read sequentially
                 for ph in range(SH):
                     h = (base[1] + j) * SH + ph - pad[1]
                     inside = 0 <= d < D and 0 <= h < H
@@ -115,7 +115,7 @@ def _unpad_plane(src, dst, base, pad, phases, lo, hi):
     for pd in range(SD):
         for i in range(DQ):
             d = (base[0] + i) * SD + pd - pad[0]
-            for j in range(HQ):  # source rows in order (with SH = 2, 1.4x faster)
+            for j in range(HQ):  # source rows in order, read sequentially
                 for ph in range(SH):
                     h = (base[1] + j) * SH + ph - pad[1]
                     if not (0 <= d < D and 0 <= h < H):

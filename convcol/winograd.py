@@ -59,8 +59,8 @@ class _Tile(NamedTuple):
     """One of Winograd's algorithms F(m x m, 3x3), and where it pays.
 
     Tiles of ``m + 2`` squared inputs, ``m`` apart; ``gg``, G g G^T of a 3x3 g as
-    ``kron(G, G) @ g.ravel()``, one row per component; taken from ``min_tiles`` tiles in
-    the call on, with at least ``min_channels`` channels and filters.
+    ``kron(G, G) @ g.ravel()``, one row per component, in the dtype it serves; taken from
+    ``min_tiles`` tiles in the call on, with at least ``min_channels`` channels and filters.
     """
 
     m: int
@@ -112,7 +112,7 @@ _TILES = {
         _Tile(4, np.kron(_G4, _G4), 128, 16),
         _Tile(2, np.kron(_G2, _G2), 64, 512),
     ),
-    np.dtype(np.float32): (_Tile(2, np.kron(_G2, _G2), 2048, 16),),
+    np.dtype(np.float32): (_Tile(2, np.kron(_G2, _G2).astype(np.float32), 2048, 16),),
 }
 # Chunks of samples of about this size: the GEMMs want many tiles, the transforms want their
 # tiles in cache (cifar_3x3: 29 ms at 16 MiB, 31 at 8, 42 at 32).
@@ -274,7 +274,7 @@ def forward(
     out = np.empty(geo.out_shape, x.dtype)
     output = t.kernels()[1]
     with _quiet():
-        np.matmul(t.gg.astype(x.dtype), w.reshape(F * C, 9).T, out=u.reshape(t.components, F * C))
+        np.matmul(t.gg, w.reshape(F * C, 9).T, out=u.reshape(t.components, F * C))
         for (n0, n1, t0, t1), v, prod in tiles:
             np.matmul(u, v, out=prod)
             block = out[n0:n1, :, t.m * t0 : t.m * t1]
@@ -309,7 +309,7 @@ def weight_grad(
             np.matmul(z, v.transpose(0, 2, 1), out=part if i else du)
             if i:
                 du += part
-        dw = np.matmul(du.reshape(t.components, F * C).T, t.gg.astype(x.dtype)).reshape(geo.w_shape)
+        dw = np.matmul(du.reshape(t.components, F * C).T, t.gg).reshape(geo.w_shape)
         return dw if np.isfinite(dw.sum()) else None
 
 
