@@ -438,6 +438,27 @@ def _spread(tmp, at, g, out_size, base, HQ, WQ, r0, r1):
             oh, od = 0, od + 1
 
 
+@numba.njit(cache=True, inline="always", fastmath={"reassoc", "contract"})
+def _dots3(dw, t, offs, tmp, M, src, L):
+    # dw[t + i] += sum_j tmp[M + j] * src[offs[t + i] + j] for j < L, i < 3 (fewer at the
+    # end: the missing taps repeat the last and are dropped). Three taps per pass read dout
+    # once for three dot products, with three accumulators in registers: 1.5x (float32) to
+    # 2x (float64) faster than a pass per tap, which reads a plane that no longer fits L1.
+    T = offs.shape[0]
+    o0, o1, o2 = offs[t], offs[min(t + 1, T - 1)], offs[min(t + 2, T - 1)]
+    a0 = a1 = a2 = dw.dtype.type(0)
+    for j in range(L):
+        v = tmp[np.uint64(M + j)]
+        a0 += v * src[np.uint64(o0 + j)]
+        a1 += v * src[np.uint64(o1 + j)]
+        a2 += v * src[np.uint64(o2 + j)]
+    dw[t] += a0
+    if t + 1 < T:
+        dw[t + 1] += a1
+    if t + 2 < T:
+        dw[t + 2] += a2
+
+
 # Reassociation lets LLVM vectorise dw's dot products; no-NaN/no-inf assumptions stay off
 # so that non-finite values propagate exactly.
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
@@ -450,12 +471,13 @@ def depthwise_backward(
     # (then x may be too). offs is every tap's start (an array); bases the forward pass's
     # groups of taps, and back (a tuple) minus their shape.
     #
-    # dw is a dot product per tap. dx in the wide form is a gather like the forward pass,
-    # with the taps turned round: dout spread wide starts M = max(offs) into tmp, so
-    # dxp[j] = sum_t w[t] * tmp[j + M - offs[t]], every tap of a group unrolled (1.6x faster
-    # than adding each tap's share in a pass of its own). Along the rows it is the latter,
-    # tap by tap (neighbouring outputs' taps overlap, so the taps of one output in the loop
-    # along the row would stop it vectorising). Then dxp goes back through the padding.
+    # dw is a dot product per tap, three taps to a pass (_dots3). dx in the wide form is a
+    # gather like the forward pass, with the taps turned round: dout spread wide starts
+    # M = max(offs) into tmp, so dxp[j] = sum_t w[t] * tmp[j + M - offs[t]], every tap of a
+    # group unrolled (1.6x faster than adding each tap's share in a pass of its own). Along
+    # the rows it is the latter, tap by tap (neighbouring outputs' taps overlap, so the taps
+    # of one output in the loop along the row would stop it vectorising). Then dxp goes
+    # back through the padding.
     want_dw, want_dx = dw.shape[0] > 0, dx.shape[0] > 0
     xs = x.shape if want_dw else dx.shape
     F, T, J = w.shape[0], offs.shape[0], len(back)
@@ -477,20 +499,18 @@ def depthwise_backward(
                 g, wt = dout[n, f], w[f]
                 if wide_dw or wide_dx:
                     _spread(tmp, M, g, out_size, base, HQ, WQ, r0, r1)
-                for t in range(T if want_dw else 0):
+                for t in range(0, T if want_dw and wide_dw else 0, 3):
+                    _dots3(dw[f], t, offs, tmp, M, src, L)
+                for t in range(T if want_dw and not wide_dw else 0):
                     acc, o = dw[f, t], offs[t]  # in locals: stores could alias an array
-                    if wide_dw:
-                        for i in range(L):
-                            acc += tmp[np.uint64(M + i)] * src[np.uint64(o + i)]
-                    else:
-                        od, oh = r0 // OH, r0 % OH
-                        for r in range(r0, r1):
-                            s = _row_start(od, oh, base, HQ, WQ) + o
-                            for ow in range(OW):
-                                acc += g[np.uint64(r * OW + ow)] * src[np.uint64(s + ow)]
-                            oh += 1
-                            if oh == OH:
-                                oh, od = 0, od + 1
+                    od, oh = r0 // OH, r0 % OH
+                    for r in range(r0, r1):
+                        s = _row_start(od, oh, base, HQ, WQ) + o
+                        for ow in range(OW):
+                            acc += g[np.uint64(r * OW + ow)] * src[np.uint64(s + ow)]
+                        oh += 1
+                        if oh == OH:
+                            oh, od = 0, od + 1
                     dw[f, t] = acc
                 if want_dx and wide_dx:
                     for k in range(bases.shape[0]):
