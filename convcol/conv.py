@@ -377,13 +377,13 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
         x, geo = _pad(x, geo), geo.padded()
     if _is_depthwise(geo):
         return _depthwise_forward(x, w, b, geo)
-    chunks = winograd.plan(geo, x.dtype)
-    out = winograd.forward(x, w, b, geo, chunks) if chunks else None
+    route = winograd.plan(geo, x.dtype)
+    out = winograd.forward(x, w, b, geo, route) if route else None
     if out is not None:
         return out
     # (A call Winograd gave back has an inf or NaN: straight to im2col, exact as the oracle,
     # rather than through the swapped convolution, which would try Winograd once more.)
-    if not chunks and _swap(geo, w):  # the output is the swapped convolution's dx
+    if not route and _swap(geo, w):  # the output is the swapped convolution's dx
         out, _ = _backward(x, None, _swapped_weights(w, geo), _swapped(geo))
         return _add_bias(out, b, geo)  # type: ignore[arg-type]
     wg = _group_weights(w, geo)
@@ -584,12 +584,12 @@ def _swap(geo: ConvGeometry, w: np.ndarray) -> bool:
     return _swap_applies(geo, w.dtype.itemsize) and bool(np.isfinite(w).all())
 
 
-def _winograd_dx_plan(geo: ConvGeometry, w: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """The chunks of dx as the swapped convolution's forward pass by Winograd, or none
-    where that route does not apply (then also for a weight that is not finite, as in
-    ``_swap``; the route checks its own workspace, so no ``_row_bytes`` check)."""
-    chunks = winograd.plan(_swapped(geo), w.dtype) if _swappable(geo) else []
-    return chunks if chunks and np.isfinite(w).all() else []
+def _winograd_dx_plan(geo: ConvGeometry, w: np.ndarray) -> winograd.Plan | None:
+    """The plan of dx as the swapped convolution's forward pass by Winograd, or None where
+    that route does not apply (then also for a weight that is not finite, as in ``_swap``;
+    the route checks its own workspace, so no ``_row_bytes`` check)."""
+    route = winograd.plan(_swapped(geo), w.dtype) if _swappable(geo) else None
+    return route if route and np.isfinite(w).all() else None
 
 
 def _swapped(geo: ConvGeometry) -> ConvGeometry:
@@ -628,14 +628,14 @@ def _gemm_backward(
     # both in one pass over the columns. A route that gives a call back (for an inf or
     # NaN) is not followed by another that would meet them too.
     dw = dx = None
-    chunks = [] if x is None else winograd.plan(geo, dout.dtype, 2)
-    if chunks:
-        dw = winograd.weight_grad(dout, x, geo, chunks)  # type: ignore[arg-type]
-    dx_chunks = _winograd_dx_plan(geo, w) if want_dx else []
-    if dx_chunks:  # (the swapped weights, beyond the limit, are freed before im2col's dw)
-        dx = winograd.forward(dout, _swapped_weights(w, geo), None, _swapped(geo), dx_chunks)
-    need_dx = want_dx and not dx_chunks
-    if x is not None and not chunks and _swap_applies(geo, dout.dtype.itemsize):
+    route = None if x is None else winograd.plan(geo, dout.dtype, 2)
+    if route:
+        dw = winograd.weight_grad(dout, x, geo, route)  # type: ignore[arg-type]
+    dx_route = _winograd_dx_plan(geo, w) if want_dx else None
+    if dx_route:  # (the swapped weights, beyond the limit, are freed before im2col's dw)
+        dx = winograd.forward(dout, _swapped_weights(w, geo), None, _swapped(geo), dx_route)
+    need_dx = want_dx and not dx_route
+    if x is not None and not route and _swap_applies(geo, dout.dtype.itemsize):
         swapped_dx, dw = _swapped_backward(dout, x, w, geo, need_dx)
         if swapped_dx is not None:
             dx = swapped_dx

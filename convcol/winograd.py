@@ -11,7 +11,8 @@ so the convolution becomes 36 GEMMs ``U[k] @ V[k]``, each (F x C) @ (C x tiles),
 quarter of im2col's flops: ``U = G g G^T`` the transformed weights (36, F, C), ``V`` the
 transformed input tiles (36, C, tiles) and ``A^T M A`` each tile's outputs
 (``kernels.winograd_input``, ``kernels.winograd_output``). ``weight_grad`` is its adjoint
-for ``dw``; ``dx`` is the forward pass of the swapped convolution (``conv._winograd_dx_plan``).
+for ``dw``; ``dx`` is the forward pass of the swapped convolution
+(``conv._winograd_dx_plan``).
 
 F(2x2, 3x3) is the same with 4x4 tiles 2 apart: 16 GEMMs, 1/2.25 of im2col's flops, and
 transformed weights of 16 rather than 36 times the filters and channels. In float64 it
@@ -36,7 +37,8 @@ before the products).
 
 The route also steps aside where it would not pay: few tiles (the weight transform then
 costs more than it saves), few channels or filters (the GEMMs too thin), or a workspace
-limit too small for one sample.
+limit too small for one row of tiles. An algorithm whose transformed weights do not fit
+the limit gives way to the next that pays (F(2x2, 3x3)'s are 16/36 the size).
 
 An inf or NaN meets other products here than in the oracle's sums (a tile mixes its 36
 or 16 inputs), so a chunk whose output is not all finite gives the call back to im2col, which
@@ -131,23 +133,22 @@ def _tiles(geo: ConvGeometry, m: int) -> tuple[int, int]:
     return -(-oh // m), -(-ow // m)
 
 
-def tile(geo: ConvGeometry, dtype: np.dtype) -> _Tile | None:
-    """The algorithm the route takes for ``geo`` in ``dtype`` where one pays (``_TILES``),
-    else None."""
+def _paying(geo: ConvGeometry, dtype: np.dtype) -> Iterator[_Tile]:
+    """The algorithms that pay for ``geo`` in ``dtype`` (``_TILES``), in order of preference."""
     for t in _TILES.get(np.dtype(dtype), ()):
         th, tw = _tiles(geo, t.m)
         if geo.batch * th * tw >= max(1, t.min_tiles) and (
             min(geo.channels, geo.filters) >= t.min_channels
         ):
-            return t
-    return None
+            yield t
 
 
-def _taken(geo: ConvGeometry, dtype: np.dtype) -> _Tile:
-    """``tile(geo, dtype)`` where there is one (where ``plan`` planned)."""
-    t = tile(geo, dtype)
-    assert t is not None
-    return t
+class Plan(NamedTuple):
+    """How the route computes a call: the algorithm, and its chunks ``(n0, n1, t0, t1)``,
+    samples ``n0:n1`` and rows of tiles ``t0:t1`` of each."""
+
+    tile: _Tile
+    chunks: list[tuple[int, int, int, int]]
 
 
 def _elements(geo: ConvGeometry, t: _Tile, samples: int, rows: int) -> tuple[int, int, int]:
@@ -162,24 +163,16 @@ def _elements(geo: ConvGeometry, t: _Tile, samples: int, rows: int) -> tuple[int
     )
 
 
-def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> list[tuple[int, int, int, int]]:
-    """The chunks ``(n0, n1, t0, t1)`` of this route, samples ``n0:n1`` and rows of tiles
-    ``t0:t1`` of each (tiles of ``tile(geo, dtype)``), within the workspace limit; empty where the
-    route does not apply or would not pay.
-
-    Whole samples, as many as fit 16 MiB with the transformed weights, or twice the
-    weights' size (``_DATA_PER_WEIGHTS``); else runs of tile rows of one sample, as
-    im2col's row chunks (a 224 x 224 sample with 64 channels needs 142 MB). ``n_weights``
-    arrays of transformed weights are held beside them: one for the forward pass, two for
-    ``weight_grad``, which needs only one where the whole call is one chunk (then tried
-    first). None at all when ``CONVCOL_WINOGRAD=0``.
+def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> Plan | None:
+    """The route's plan for ``geo`` in ``dtype``: the first algorithm that pays and fits
+    the workspace limit with ``n_weights`` arrays of transformed weights (one for the
+    forward pass, two for ``weight_grad``), and its chunks (``_chunks``); None where the
+    route does not apply, would not pay or does not fit, and when ``CONVCOL_WINOGRAD=0``.
     """
     if geo.nd != 2 or os.environ.get("CONVCOL_WINOGRAD", "1").strip() == "0":
-        return []
-    t = tile(geo, dtype)
+        return None
     if not (
-        t is not None
-        and not geo.channels_last
+        not geo.channels_last
         and geo.groups == 1
         and geo.padding_mode == "zeros"
         and geo.kernel == (3, 3)
@@ -192,13 +185,31 @@ def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> list[tuple[i
         # products (review: a 1-pixel-wide input and one tap of 1e20 gave all zeros).
         and min(geo.in_size) >= 3
     ):
-        return []
+        return None
+    for t in _paying(geo, dtype):
+        chunks = _chunks(geo, t, dtype.itemsize, n_weights)
+        if chunks:
+            return Plan(t, chunks)
+    return None
+
+
+def _chunks(
+    geo: ConvGeometry, t: _Tile, size: int, n_weights: int
+) -> list[tuple[int, int, int, int]]:
+    """The chunks of ``geo`` in tiles ``t``, elements of ``size`` bytes, within the
+    workspace limit beside ``n_weights`` arrays of transformed weights; empty if one row of
+    tiles does not fit.
+
+    Whole samples, as many as fit 16 MiB with the transformed weights, or twice the
+    weights' size (``_DATA_PER_WEIGHTS``); else runs of tile rows of one sample, as
+    im2col's row chunks (a 224 x 224 sample with 64 channels needs 142 MB). ``weight_grad``
+    needs only one array of weights where the whole call is one chunk: that is tried first.
+    """
     th = _tiles(geo, t.m)[0]
     if n_weights == 2:
-        whole = plan(geo, dtype)
+        whole = _chunks(geo, t, size, 1)
         if len(whole) == 1:
             return whole
-    size = dtype.itemsize
     one = t.components * geo.filters * geo.channels * size
     row = sum(_elements(geo, t, 1, 1)) * size
     limit = get_workspace_limit()
@@ -219,7 +230,7 @@ def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> list[tuple[i
 
 
 def _chunked(
-    x: np.ndarray, geo: ConvGeometry, chunks: list[tuple[int, int, int, int]], n_weights: int
+    x: np.ndarray, geo: ConvGeometry, route: Plan, n_weights: int
 ) -> tuple[list[np.ndarray], Iterator[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray]]]:
     """This thread's buffer laid out for the route: ``n_weights`` arrays of transformed
     weights (components, F, C), then for each chunk in turn, once its padded input has been
@@ -227,7 +238,7 @@ def _chunked(
     (components, F, tiles) for the products or their gradient."""
     from . import kernels
 
-    t = _taken(geo, x.dtype)
+    t, chunks = route
     k, m = t.components, t.m
     F, C = geo.filters, geo.channels
     H, W = geo.in_size
@@ -257,19 +268,14 @@ def _chunked(
 
 
 def forward(
-    x: np.ndarray,
-    w: np.ndarray,
-    b: np.ndarray | None,
-    geo: ConvGeometry,
-    chunks: list[tuple[int, int, int, int]],
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry, route: Plan
 ) -> np.ndarray | None:
-    """The convolution of ``x`` (N, C, H, W) by ``w`` (F, C, 3, 3), plus ``b``, in the
-    ``chunks`` of ``plan(geo, x.dtype)`` (not empty), or None if its output is not all
-    finite (the caller then takes im2col). The arrays are C-contiguous, of a dtype in
-    ``_TILES``."""
-    t = _taken(geo, x.dtype)
+    """The convolution of ``x`` (N, C, H, W) by ``w`` (F, C, 3, 3), plus ``b``, by
+    ``route``, ``plan(geo, x.dtype)``, or None if its output is not all finite (the caller
+    then takes im2col). The arrays are C-contiguous, of a dtype in ``_TILES``."""
+    t = route.tile
     F, C = geo.filters, geo.channels
-    (u,), tiles = _chunked(x, geo, chunks, 1)
+    (u,), tiles = _chunked(x, geo, route, 1)
     bias = np.empty(0, x.dtype) if b is None else b
     out = np.empty(geo.out_shape, x.dtype)
     output = t.kernels()[1]
@@ -287,10 +293,10 @@ def forward(
 
 
 def weight_grad(
-    dout: np.ndarray, x: np.ndarray, geo: ConvGeometry, chunks: list[tuple[int, int, int, int]]
+    dout: np.ndarray, x: np.ndarray, geo: ConvGeometry, route: Plan
 ) -> np.ndarray | None:
-    """``dw`` of ``forward``, in the ``chunks`` of ``plan(geo, x.dtype, 2)`` (not empty), or
-    None if it is not all finite (the caller then takes im2col).
+    """``dw`` of ``forward`` by ``route``, ``plan(geo, x.dtype, 2)``, or None if it is not
+    all finite (the caller then takes im2col).
 
     The forward pass's adjoint: the products' gradient is ``Z = A dY A^T`` per tile
     (``kernels.winograd_grad_output``), the transformed weights' gradient the GEMMs
@@ -298,9 +304,9 @@ def weight_grad(
     there are several), and ``dw = G^T dU G``. Its GEMMs reduce over the tiles, a long
     reduction that OpenBLAS runs well.
     """
-    t = _taken(geo, x.dtype)
+    t = route.tile
     F, C = geo.filters, geo.channels
-    weights, tiles = _chunked(x, geo, chunks, 1 if len(chunks) == 1 else 2)
+    weights, tiles = _chunked(x, geo, route, 1 if len(route.chunks) == 1 else 2)
     du, part = weights[0], weights[-1]
     grad_output = t.kernels()[2]
     with _quiet():

@@ -128,7 +128,7 @@ def _limit(geo_args, samples: int, rows: int, weights: int = 1, dtype=F64) -> in
     """A workspace limit that holds ``weights`` arrays of transformed weights and ``rows``
     rows of tiles of ``samples`` samples."""
     geo = conv_geometry(*geo_args, None, 2, padding=1)
-    t = winograd.tile(geo, dtype)
+    t = winograd.plan(geo, dtype).tile
     return dtype.itemsize * (
         weights * t.components * geo.filters * geo.channels
         + sum(winograd._elements(geo, t, samples, rows))
@@ -136,16 +136,16 @@ def _limit(geo_args, samples: int, rows: int, weights: int = 1, dtype=F64) -> in
 
 
 def _tile_rows(geo) -> int:
-    return winograd._tiles(geo, winograd.tile(geo, F64).m)[0]
+    return winograd._tiles(geo, winograd.plan(geo, F64).tile.m)[0]
 
 
 def test_chunks_of_samples_match_oracle(taken, rng):
     x, w = rng.standard_normal((5, 3, 10, 7)), rng.standard_normal((4, 3, 3, 3))
     geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
     th = _tile_rows(geo)
-    assert th == {4: 3, 2: 5}[winograd.tile(geo, F64).m]
+    assert th == {4: 3, 2: 5}[winograd.plan(geo, F64).tile.m]
     with convcol.workspace_limit(_limit((x.shape, w.shape), 2, th)):
-        assert winograd.plan(geo, np.dtype(np.float64)) == [
+        assert winograd.plan(geo, np.dtype(np.float64)).chunks == [
             (0, 2, 0, th),
             (2, 4, 0, th),
             (4, 5, 0, th),
@@ -164,7 +164,7 @@ def test_chunks_of_tile_rows_match_oracle(rows, weights, taken, rng):
     geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
     th = _tile_rows(geo)
     with convcol.workspace_limit(_limit((x.shape, w.shape), 1, rows, weights)):
-        chunks = winograd.plan(geo, np.dtype(np.float64), weights)
+        chunks = winograd.plan(geo, np.dtype(np.float64), weights).chunks
         starts = range(0, th, rows)
         assert chunks == [(n, n + 1, t, min(t + rows, th)) for n in range(2) for t in starts]
         check_against_oracle(x, w, rng.standard_normal(4), {"pad": 1}, np.float64, rng, "conv2d")
@@ -183,14 +183,15 @@ def test_dw_of_one_chunk_holds_one_array_of_weights(taken, rng):
     th = _tile_rows(geo)
     limit = _limit((x.shape, w.shape), 2, th)
     with convcol.workspace_limit(limit):
-        assert winograd.plan(geo, np.dtype(np.float64), 2) == [(0, 2, 0, th)]
+        assert winograd.plan(geo, np.dtype(np.float64), 2).chunks == [(0, 2, 0, th)]
         results = x.nbytes + 2 * w.nbytes + 2 * dout.nbytes
         backward = lambda: convcol.conv2d_backward(dout, x, w, padding=1)  # noqa: E731
         assert_peak_within(backward, limit, results)
         for got, ref in zip(backward(), conv_nd_backward_naive(dout, x, w, padding=1), strict=True):
             np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10, strict=True)
     with convcol.workspace_limit(limit - 1):  # the limit is tight
-        assert winograd.plan(geo, np.dtype(np.float64), 2) != [(0, 2, 0, th)]
+        route = winograd.plan(geo, np.dtype(np.float64), 2)
+        assert route is None or route.chunks != [(0, 2, 0, th)]
     assert ("dw", True) in taken, taken
 
 
@@ -199,6 +200,43 @@ def test_a_limit_too_small_for_one_row_of_tiles_takes_im2col(taken, rng):
     with convcol.workspace_limit(_limit((x.shape, w.shape), 1, 1) - 1):
         check_against_oracle(x, w, None, {"pad": 1}, np.float64, rng, api="conv2d")
     assert taken == []
+
+
+def test_a_tile_whose_weights_do_not_fit_gives_way_to_the_next(monkeypatch, rng):
+    # Review: a float64 layer whose F(4x4, 3x3) weights were over the limit went to im2col,
+    # though F(2x2, 3x3)'s, 16/36 the size, would fit. Here both pay, and each limit holds
+    # some number of one algorithm's weight arrays and one row of its tiles.
+    f4, f2 = (t._replace(min_tiles=0, min_channels=1) for t in winograd._TILES[F64])
+    monkeypatch.setattr(winograd, "_TILES", {F64: (f4, f2)})
+    used = []
+    for name in ("forward", "weight_grad"):  # each takes the plan last
+        run = getattr(winograd, name)
+        spy = lambda *a, run=run, name=name: used.append((name, a[-1].tile.m)) or run(*a)  # noqa: E731
+        monkeypatch.setattr(winograd, name, spy)
+    x, w = rng.standard_normal((2, 8, 9, 10)), rng.standard_normal((8, 8, 3, 3))
+    geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
+
+    def need(t, weights):
+        return F64.itemsize * (
+            weights * t.components * 8 * 8 + sum(winograd._elements(geo, t, 1, 1))
+        )
+
+    assert need(f2, 2) < need(f4, 1)
+    # (forward and dx, dw): dw holds two arrays of weights, as the call is several chunks.
+    for limit, (m, m_dw) in [
+        (need(f4, 2), (4, 4)),
+        (need(f4, 1), (4, 2)),
+        (need(f2, 2), (2, 2)),
+        (need(f2, 1), (2, None)),
+        (need(f2, 1) - 1, (None, None)),
+    ]:
+        used.clear()
+        with convcol.workspace_limit(limit):
+            routes = winograd.plan(geo, F64), winograd.plan(geo, F64, 2)
+            assert tuple(r and r.tile.m for r in routes) == (m, m_dw), limit
+            check_against_oracle(x, w, None, {"pad": 1}, np.float64, rng, api="conv2d")
+        expected = [("forward", m), ("weight_grad", m_dw), ("forward", m)]
+        assert used == [u for u in expected if u[1]], (limit, used)
 
 
 def test_peak_memory_stays_under_limit(taken, rng):
@@ -241,7 +279,7 @@ def test_peak_memory_stays_under_limit_in_float32(taken32, rng):
     limit = _limit((x.shape, w.shape), 3, 16, dtype=f32)
     with convcol.workspace_limit(limit):
         geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
-        assert winograd.plan(geo, f32) == [(0, 3, 0, 16), (3, 6, 0, 16), (6, 8, 0, 16)]
+        assert winograd.plan(geo, f32).chunks == [(0, 3, 0, 16), (3, 6, 0, 16), (6, 8, 0, 16)]
         assert_peak_within(lambda: convcol.conv2d(x, w, padding=1), limit, x.nbytes)
         results = x.nbytes + 2 * w.nbytes + 2 * dout.nbytes
         assert_peak_within(lambda: convcol.conv2d_backward(dout, x, w, padding=1), limit, results)
@@ -269,7 +307,7 @@ def test_peak_memory_stays_under_limit_in_float32(taken32, rng):
 )  # fmt: skip
 def test_other_convolutions_stay_on_im2col(dtype, x_shape, w_shape, options):
     geo = conv_geometry(x_shape, w_shape, None, 2, **options)
-    assert winograd.plan(geo, np.dtype(dtype)) == []
+    assert winograd.plan(geo, np.dtype(dtype)) is None
 
 
 @pytest.mark.parametrize(
@@ -308,7 +346,7 @@ def test_values_the_oracle_never_multiplies_in_cannot_spoil_the_result(
 )
 def test_the_route_is_taken_where_it_pays(dtype, expected):
     taken = {
-        s.name: winograd.tile(geo, dtype).m
+        s.name: route.tile.m
         for s in SHAPES
         for geo in [
             conv_geometry(
@@ -319,7 +357,8 @@ def test_the_route_is_taken_where_it_pays(dtype, expected):
                 **s.options(),
             )
         ]
-        if winograd.plan(geo, dtype)
+        for route in [winograd.plan(geo, dtype)]
+        if route
     }
     assert taken == expected
 
@@ -339,10 +378,9 @@ def test_the_route_is_taken_where_it_pays(dtype, expected):
 )
 def test_each_tile_size_from_where_it_pays(x_shape, w_shape, m):
     geo = conv_geometry(x_shape, w_shape, None, 2, padding=1)
-    t = winograd.tile(geo, F64)
-    assert (t and t.m) == m
-    assert bool(winograd.plan(geo, F64)) == (m is not None)
-    assert winograd.plan(geo, np.dtype(np.float32)) == []
+    route = winograd.plan(geo, F64)
+    assert (route and route.tile.m) == m
+    assert winograd.plan(geo, np.dtype(np.float32)) is None
 
 
 @pytest.mark.parametrize(
@@ -357,9 +395,8 @@ def test_each_tile_size_from_where_it_pays(x_shape, w_shape, m):
 )
 def test_float32_takes_f2x2_from_where_it_pays(x_shape, w_shape, m):
     geo = conv_geometry(x_shape, w_shape, None, 2, padding=1)
-    t = winograd.tile(geo, np.dtype(np.float32))
-    assert (t and t.m) == m
-    assert bool(winograd.plan(geo, np.dtype(np.float32))) == (m is not None)
+    route = winograd.plan(geo, np.dtype(np.float32))
+    assert (route and route.tile.m) == m
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -413,7 +450,7 @@ def test_chunks_hold_twice_the_weights():
     # of twice the weights' size, the whole batch of 8 samples (3 MB each) is one chunk.
     geo = conv_geometry((8, 256, 14, 14), (256, 256, 3, 3), None, 2, padding=1)
     for n_weights in (1, 2):
-        assert winograd.plan(geo, np.dtype(np.float64), n_weights) == [(0, 8, 0, 4)]
+        assert winograd.plan(geo, np.dtype(np.float64), n_weights).chunks == [(0, 8, 0, 4)]
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -438,7 +475,7 @@ def test_the_environment_turns_the_route_off(monkeypatch, rng):
     assert winograd.plan(geo, np.dtype(np.float64))
     on = convcol.conv2d(x, w, padding=1)
     monkeypatch.setenv("CONVCOL_WINOGRAD", "0")
-    assert winograd.plan(geo, np.dtype(np.float64)) == []
+    assert winograd.plan(geo, np.dtype(np.float64)) is None
     off = convcol.conv2d(x, w, padding=1)
     force_winograd(monkeypatch, None)  # im2col, however it is turned off
     np.testing.assert_array_equal(off, convcol.conv2d(x, w, padding=1), strict=True)
