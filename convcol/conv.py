@@ -775,6 +775,20 @@ def _tap_groups(offs: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
     return a, (0,)
 
 
+@functools.lru_cache(maxsize=256)
+def _phase_taps(
+    offs: tuple[int, ...], plane_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The taps by the phase of the padded plane they read, for kernels._gather_phases:
+    ``(start, order, within)``, tap ``order[k]`` for ``k`` in ``start[p]:start[p + 1]``
+    starting ``within[k]`` into phase ``p`` (``plane_shape``: (SD, SH, SW, DQ, HQ, WQ))."""
+    phases, size = math.prod(plane_shape[:3]), math.prod(plane_shape[3:])
+    phase, within = np.divmod(np.array(offs, np.int64), size)  # (_tap_offset_list)
+    order = np.argsort(phase, kind="stable")
+    start = np.searchsorted(phase[order], np.arange(phases + 1))
+    return start.astype(np.int64), order.astype(np.int64), within[order]
+
+
 def _threads() -> int:
     """Threads for the depthwise kernels: ``NUMBA_NUM_THREADS``, else ``OMP_NUM_THREADS``,
     else the CPUs this process may run on."""
@@ -906,8 +920,9 @@ def _depthwise_backward(
             bases, cols = _tap_groups(offs)
             k.depthwise_backward(
                 g3, x5, w2, dx5, dw2, planes[0], planes[1], tmp, np.array(offs, np.int64),
-                bases, tuple(-c for c in cols), L, wide_dw, wide_dx, pad, _phases(geo),
-                out_size, base, chunk.n0, chunk.n1, chunk.r0, chunk.r1, c0, c1,
+                bases, tuple(-c for c in cols), _phase_taps(offs, planes.shape[1:]),
+                L, wide_dw, wide_dx, pad, _phases(geo), out_size, base, chunk.n0, chunk.n1,
+                chunk.r0, chunk.r1, c0, c1,
             )  # fmt: skip
 
         _depthwise_calls(geo, dout.dtype, call)

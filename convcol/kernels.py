@@ -459,17 +459,54 @@ def _dots3(dw, t, offs, tmp, M, src, L):
         dw[t + 2] += a2
 
 
+@numba.njit(cache=True, inline="always")
+def _gather_phases(dst, tmp, M, wt, by_phase, add):
+    # The wide dx gather of a padded plane split into several phases, phase by phase, each
+    # from the taps that read it alone: dst[p * PL + j] (+)= sum_t wt[t] * tmp[M - r_t + j]
+    # over the taps t of phase p, r_t where t starts in it. Gathering every tap over the
+    # whole plane would do as many multiply-adds per phase as there are taps in all (at
+    # stride 2 along two axes, 4x as many for a 3x3 kernel; 3x slower). by_phase is
+    # (start, order, within): tap order[k] for k in start[p]:start[p + 1] reads phase p
+    # from within[k] on. Up to four taps to a pass, their offsets known only at run time
+    # (the unused ones repeat the last, never read: LLVM unswitches the loop on n).
+    start, order, within = by_phase
+    PL = dst.shape[0] // (start.shape[0] - 1)
+    for p in range(start.shape[0] - 1):
+        d, s, e = p * PL, start[p], start[p + 1]
+        if s == e and not add:  # a phase no tap reads (a stride beyond the kernel)
+            for i in range(PL):
+                dst[np.uint64(d + i)] = 0
+        for q in range(s, e, 4):
+            n = min(4, e - q)
+            k0, k1, k2, k3 = q, q + min(1, n - 1), q + min(2, n - 1), q + min(3, n - 1)
+            w0, w1, w2, w3 = wt[order[k0]], wt[order[k1]], wt[order[k2]], wt[order[k3]]
+            a0, a1, a2 = M - within[k0], M - within[k1], M - within[k2]
+            a3, more = M - within[k3], add or q > s
+            for i in range(PL):
+                v = w0 * tmp[np.uint64(a0 + i)]
+                if n > 1:
+                    v += w1 * tmp[np.uint64(a1 + i)]
+                if n > 2:
+                    v += w2 * tmp[np.uint64(a2 + i)]
+                if n > 3:
+                    v += w3 * tmp[np.uint64(a3 + i)]
+                if more:
+                    v += dst[np.uint64(d + i)]
+                dst[np.uint64(d + i)] = v
+
+
 # Reassociation lets LLVM vectorise dw's dot products; no-NaN/no-inf assumptions stay off
 # so that non-finite values propagate exactly.
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def depthwise_backward(
-    dout, x, w, dx, dw, xp, dxp, tmp, offs, bases, back, L, wide_dw, wide_dx, pad, phases,
-    out_size, base, n0, n1, r0, r1, c0, c1,
+    dout, x, w, dx, dw, xp, dxp, tmp, offs, bases, back, by_phase, L, wide_dw, wide_dx, pad,
+    phases, out_size, base, n0, n1, r0, r1, c0, c1,
 ):  # fmt: skip
     # The adjoint of depthwise_forward: adds into dx (N, C, D, H, W) and dw (F, T), zeroed by
     # the caller, the gradients from dout rows r0:r1. Either may be 0-sized: not wanted
     # (then x may be too). offs is every tap's start (an array); bases the forward pass's
-    # groups of taps, and back (a tuple) minus their shape.
+    # groups of taps, and back (a tuple) minus their shape; by_phase the taps by phase
+    # (_gather_phases).
     #
     # dw is a dot product per tap, three taps to a pass (_dots3). dx in the wide form is a
     # gather like the forward pass, with the taps turned round: dout spread wide starts
@@ -512,7 +549,9 @@ def depthwise_backward(
                         if oh == OH:
                             oh, od = 0, od + 1
                     dw[f, t] = acc
-                if want_dx and wide_dx:
+                if want_dx and wide_dx and by_phase[0].shape[0] > 2:
+                    _gather_phases(dst, tmp, M, wt, by_phase, f > c * m)
+                elif want_dx and wide_dx:
                     for k in range(bases.shape[0]):
                         add = f > c * m or k > 0
                         _taps(dst, 0, tmp, M - bases[k], wt, k * J, back, dst.size, add)
