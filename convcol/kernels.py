@@ -473,7 +473,8 @@ def _gather_phases(dst, tmp, M, wt, by_phase, add):
     PL = dst.shape[0] // (start.shape[0] - 1)
     for p in range(start.shape[0] - 1):
         d, s, e = p * PL, start[p], start[p + 1]
-        if s == e and not add:  # a phase no tap reads (a stride beyond the kernel)
+        if s == e and not add:  # a phase no tap reads (a stride beyond the kernel, or
+            # one that shares a factor with the dilation: 3 taps 2 apart at stride 2)
             for i in range(PL):
                 dst[np.uint64(d + i)] = 0
         for q in range(s, e, 4):
@@ -508,13 +509,14 @@ def depthwise_backward(
     # groups of taps, and back (a tuple) minus their shape; by_phase the taps by phase
     # (_gather_phases).
     #
-    # dw is a dot product per tap, three taps to a pass (_dots3). dx in the wide form is a
-    # gather like the forward pass, with the taps turned round: dout spread wide starts
-    # M = max(offs) into tmp, so dxp[j] = sum_t w[t] * tmp[j + M - offs[t]], every tap of a
-    # group unrolled (1.6x faster than adding each tap's share in a pass of its own). Along
-    # the rows it is the latter, tap by tap (neighbouring outputs' taps overlap, so the taps
-    # of one output in the loop along the row would stop it vectorising). Then dxp goes
-    # back through the padding.
+    # dw is a dot product per tap, in the wide form three taps to a pass (_dots3). dx in
+    # the wide form is a gather like the forward pass, with the taps turned round: dout
+    # spread wide starts M = max(offs) into tmp, so dxp[j] = sum_t w[t] * tmp[j + M -
+    # offs[t]], every tap of a group unrolled (1.6x faster than adding each tap's share in a
+    # pass of its own), or with several phases each phase from its own taps
+    # (_gather_phases). Along the rows it is the latter, tap by tap (neighbouring outputs'
+    # taps overlap, so the taps of one output in the loop along the row would stop it
+    # vectorising). Then dxp goes back through the padding.
     want_dw, want_dx = dw.shape[0] > 0, dx.shape[0] > 0
     xs = x.shape if want_dw else dx.shape
     F, T, J = w.shape[0], offs.shape[0], len(back)

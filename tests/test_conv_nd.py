@@ -494,23 +494,25 @@ def test_dw_comes_from_the_columns_of_dout_when_the_swap_pays(name, rng, monkeyp
 
 @pytest.mark.parametrize("multiplier", [1, 2])
 @pytest.mark.parametrize(
-    ("nd", "kernel", "stride", "dtype"),
+    ("nd", "kernel", "stride", "dilation", "dtype"),
     [
-        (2, 3, 2, np.float64),  # 4 phases: 4, 2, 2 and 1 taps
-        (2, 3, 2, np.float32),
-        (2, 5, 2, np.float64),  # 9, 6, 6 and 4: several passes of up to 4 taps
-        (2, 3, 3, np.float64),  # 9 phases of 1 tap
-        (2, 1, 2, np.float64),  # 3 phases no tap reads
-        (3, 3, 2, np.float64),  # 8 phases
+        (2, 3, 2, 1, np.float64),  # 4 phases: 4, 2, 2 and 1 taps
+        (2, 3, 2, 1, np.float32),
+        (2, 5, 2, 1, np.float64),  # 9, 6, 6 and 4: several passes of up to 4 taps
+        (2, 3, 3, 1, np.float64),  # 9 phases of 1 tap
+        (2, 1, 2, 1, np.float64),  # 3 phases no tap reads: the stride beyond the kernel
+        (2, 3, 2, 2, np.float64),  # the same: taps 2 apart, all in one phase (review)
+        (3, 3, 2, 1, np.float64),  # 8 phases
     ],
 )
-def test_depthwise_strides_match_oracle(nd, kernel, stride, dtype, multiplier, rng):
+def test_depthwise_strides_match_oracle(nd, kernel, stride, dilation, dtype, multiplier, rng):
     # A strided depthwise dx gathers each phase of the padded plane from the taps that read
     # it (kernels._gather_phases), with several filters per channel adding into one plane.
     # (Each case compiles its kernels anew: a few, chosen for what they cover.)
     x = rng.standard_normal((2, 3, *(7, 6, 5)[:nd]))
     w = rng.standard_normal((3 * multiplier, 1, *[kernel] * nd))
-    options = {"stride": stride, "padding": kernel // 2, "groups": 3}
+    options = {"stride": stride, "padding": dilation * (kernel // 2), "dilation": dilation}
+    options["groups"] = 3
     check("conv", x, w, rng.standard_normal(3 * multiplier), options, dtype, rng)
 
 
