@@ -275,10 +275,14 @@ def _im2col_into(
 def _col2im_into(
     cols: np.ndarray, region: np.ndarray | None, dx: np.ndarray, geo: ConvGeometry, chunk: _Chunk
 ) -> None:
-    """Add the scatter of the chunk's ``cols`` into ``dx`` (``region`` is scratch)."""
+    """Add the scatter of the chunk's ``cols`` into ``dx`` (``region`` is scratch), its
+    samples zeroed first by their first chunk (rows from 0): zeroing all of ``dx`` up front
+    was a pass over memory of its own (1 ms of r50_3x3_s2's float64 backward pass)."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
     k = _kernels()
     dx5 = _as5d(dx[chunk.n0 : chunk.n1], geo, geo.channels)
+    if chunk.r0 == 0:
+        dx5[...] = 0
     if region is None:
         k.col2im_cl(
             cols, dx5, kernel, stride, pad, dilation, out_size, geo.groups, chunk.r0, chunk.r1
@@ -416,10 +420,31 @@ def _gemm_block(a: np.ndarray, geo: ConvGeometry, chunk: _Chunk, room: np.ndarra
     return block
 
 
+def _transposed_dw_pays(filters: int, taps: int, positions: int, itemsize: int) -> bool:
+    """Whether ``(cols @ g.T).T`` is the faster weight gradient GEMM than ``g @ cols.T``
+    (filters x taps, a reduction over the chunk's positions).
+
+    OpenBLAS runs the two orientations of this long, thin product at different speeds.
+    Measured with the add into the gradient, over a grid of 16-192 filters and 27-1152 taps
+    (8 MiB chunks, SkylakeX): with at most 64 filters and at least twice as many taps, the
+    taps on the left take 0.45-0.91 of the time in float32, and in float64 0.65-0.92 up to
+    300 taps, 1.0-1.25 beyond (r50_conv1's 64 x 147: 0.84 float32, 0.87 float64;
+    deepspeech_conv1's 32 x 100: 0.64, 0.75). With more filters it gains little or loses
+    (googlenet_5x5's swapped 192 x 800: 1.05x slower), and so with few positions, where the
+    transposed add costs more than the product saves (vgg_7x7_512's 512 x 4608 over 343
+    positions: 2x slower).
+    """
+    if positions < 512 or filters > 64 or taps < 2 * filters:
+        return False
+    return itemsize != 8 or taps <= 300
+
+
 def _add_weight_grad(dwg: np.ndarray, g: np.ndarray, cols_g: np.ndarray, geo: ConvGeometry) -> None:
     """``dwg += g @ cols.T`` per group (the layouts of ``_group_weights``)."""
     if geo.channels_last:
         dwg += np.matmul(cols_g.transpose(0, 2, 1), g)
+    elif _transposed_dw_pays(g.shape[1], cols_g.shape[1], g.shape[2], g.dtype.itemsize):
+        dwg += np.matmul(cols_g, g.transpose(0, 2, 1)).transpose(0, 2, 1)
     else:
         dwg += np.matmul(g, cols_g.transpose(0, 2, 1))
 
@@ -645,8 +670,8 @@ def _gemm_backward(
         return dx, dw
     dwg = np.zeros(wg.shape, dout.dtype) if x is not None and dw is None else None
     dx_cols = want_dx and dx is None
-    if dx_cols:
-        dx = np.zeros(geo.x_shape, dout.dtype)
+    if dx_cols:  # (zeroed chunk by chunk, _col2im_into: the plan has one per sample at least)
+        dx = np.empty(geo.x_shape, dout.dtype)
     for chunk in _plan(geo, dout.dtype.itemsize):
         cols, region, room = _workspace(geo, chunk, dout.dtype)
         cols_g = _column_groups(cols, geo)
@@ -901,7 +926,9 @@ def _depthwise_backward(
     k = _kernels()
     _, _, pad, _, _, out_size = geo.kernel_args()
     w2 = w.reshape(geo.filters, geo.window)
-    dx = np.zeros(geo.x_shape, dout.dtype) if want_dx else None
+    # (dx is zeroed by the kernel, each plane by its sample's first chunk, where there are
+    # outputs: else there are no chunks.)
+    dx = (np.empty if dout.size else np.zeros)(geo.x_shape, dout.dtype) if want_dx else None
     dw = np.zeros(w2.shape, dout.dtype) if x is not None else None
     none5 = np.empty((0, 1, 1, 1, 1), dout.dtype)  # the kernel's "not wanted"
     g3 = dout.reshape(geo.batch, geo.filters, geo.positions)
@@ -1637,7 +1664,7 @@ def col2im(
             f"expected (C * kh * kw, N * Ho * Wo) = {expected}"
         )
     c = np.ascontiguousarray(c, dtype=compute_dtype(c))
-    dx = np.zeros(shape, c.dtype)
-    chunk = _Chunk(0, geo.batch, 0, _rows(geo)[0], True)
+    dx = np.empty(shape, c.dtype)
+    chunk = _Chunk(0, geo.batch, 0, _rows(geo)[0], True)  # (zeroes dx: rows from 0)
     _col2im_into(c, np.empty(_region(geo, chunk)[1], c.dtype), dx, geo, chunk)
     return dx

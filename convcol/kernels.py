@@ -503,8 +503,9 @@ def depthwise_backward(
     dout, x, w, dx, dw, xp, dxp, tmp, offs, bases, back, by_phase, L, wide_dw, wide_dx, pad,
     phases, out_size, base, n0, n1, r0, r1, c0, c1,
 ):  # fmt: skip
-    # The adjoint of depthwise_forward: adds into dx (N, C, D, H, W) and dw (F, T), zeroed by
-    # the caller, the gradients from dout rows r0:r1. Either may be 0-sized: not wanted
+    # The adjoint of depthwise_forward: adds into dx (N, C, D, H, W) and dw (F, T) the
+    # gradients from dout rows r0:r1; dw zeroed by the caller, dx here, by the chunk with
+    # rows from 0 (each sample's first). Either may be 0-sized: not wanted
     # (then x may be too). offs is every tap's start (an array); bases the forward pass's
     # groups of taps, and back (a tuple) minus their shape; by_phase the taps by phase
     # (_gather_phases).
@@ -568,6 +569,9 @@ def depthwise_backward(
                         if oh == OH:
                             oh, od = 0, od + 1
             if want_dx:
+                if r0 == 0:  # the sample's first chunk: dx comes unzeroed (the caller's
+                    # zeroing pass over all of dx cost 0.5 ms of 2.6 on mobilenet_dw3x3)
+                    dx[n, c] = 0
                 _unpad_plane(dxp, dx[n, c], base, pad, phases, lo, hi)
 
 

@@ -135,6 +135,21 @@ def test_random_configs_match_oracle(config, dtype, api, seed):
     )
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_weight_gradient_in_either_gemm_orientation_matches_oracle(dtype, rng, monkeypatch):
+    # Few filters, many taps and enough positions: dw's GEMM runs with the taps on the left
+    # and its product transposed (conv._transposed_dw_pays); the named cases are too small.
+    from convcol import conv
+
+    taken = []
+    pays = conv._transposed_dw_pays
+    monkeypatch.setattr(conv, "_transposed_dw_pays", lambda *a: taken.append(pays(*a)) or taken[-1])
+    x = rng.standard_normal((2, 3, 20, 20))
+    w = rng.standard_normal((4, 3, 5, 5))
+    check_against_oracle(x, w, rng.standard_normal(4), {"stride": 1, "pad": 0}, dtype, rng)
+    assert taken == [True]
+
+
 def test_chunked_batch_matches_unchunked(rng):
     x = rng.standard_normal((7, 3, 9, 9))
     w = rng.standard_normal((4, 3, 3, 3))

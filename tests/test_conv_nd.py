@@ -530,3 +530,45 @@ def test_stride_two_along_rows_matches_oracle(width, pad, groups, rng):
             continue  # no output
         options = {"stride": (2, 2), "padding": pad, "dilation": dilation, "groups": groups}
         check("conv", x, w, rng.standard_normal(3), options, np.float64, rng)
+
+
+@pytest.mark.parametrize(
+    ("groups", "channels_last", "limit"),
+    [
+        (1, False, None),  # whole samples in one chunk
+        (1, False, 2**12),  # a few rows to a chunk, several chunks per sample
+        (1, True, None),  # channels-last columns (col2im_cl)
+        (3, False, None),  # depthwise, whole samples
+        (3, False, 2**11),  # depthwise, rows to a chunk
+    ],
+    ids=["dense", "dense_rows", "dense_channels_last", "depthwise", "depthwise_rows"],
+)
+def test_dx_does_not_depend_on_uninitialised_memory(groups, channels_last, limit, rng, monkeypatch):
+    # dx is allocated empty and zeroed sample by sample by its first chunk (conv._col2im_into,
+    # kernels.depthwise_backward). With every empty array full of NaN, dx still meets the
+    # oracle, inputs no window reads (a stride beyond the kernel, the last rows) included.
+    class PoisonedNumpy:  # numpy, as convcol.conv sees it, but with NaN-filled empties
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        def empty(self, *args, **kwargs):
+            out = np.empty(*args, **kwargs)
+            if out.dtype.kind == "f":
+                out.fill(np.nan)
+            return out
+
+    monkeypatch.setattr(conv, "np", PoisonedNumpy())
+    x = rng.standard_normal((2, 3, 11, 12))
+    w = rng.standard_normal((3, 3 // groups, 2, 2))
+    options = {"stride": 3, "groups": groups}
+    if channels_last:
+        x, options = np.moveaxis(x, 1, -1), {**options, "data_format": "channels_last"}
+    with convcol.workspace_limit(limit or convcol.get_workspace_limit()):
+        check("conv", x, w, None, options, np.float64, rng)
+    # The public col2im too: each input counts the 2 x 2 windows, 3 apart, that cover it.
+    covered = np.zeros((11, 12))
+    for i in range(4):
+        for j in range(4):
+            covered[3 * i : 3 * i + 2, 3 * j : 3 * j + 2] += 1
+    dx = convcol.col2im(np.ones((12, 2 * 16)), (2, 3, 11, 12), 2, stride=3)
+    np.testing.assert_array_equal(dx, np.broadcast_to(covered, (2, 3, 11, 12)), strict=False)
