@@ -426,13 +426,13 @@ def _transposed_dw_pays(filters: int, taps: int, positions: int, itemsize: int) 
 
     OpenBLAS runs the two orientations of this long, thin product at different speeds.
     Measured with the add into the gradient, over a grid of 16-192 filters and 27-1152 taps
-    (8 MiB chunks, SkylakeX): with at most 64 filters and at least twice as many taps, the
-    taps on the left take 0.45-0.91 of the time in float32, and in float64 0.65-0.92 up to
-    300 taps, 1.0-1.25 beyond (r50_conv1's 64 x 147: 0.84 float32, 0.87 float64;
-    deepspeech_conv1's 32 x 100: 0.64, 0.75). With more filters it gains little or loses
-    (googlenet_5x5's swapped 192 x 800: 1.05x slower), and so with few positions, where the
-    transposed add costs more than the product saves (vgg_7x7_512's 512 x 4608 over 343
-    positions: 2x slower).
+    (8 MiB chunks, SkylakeX; docs/scripts/dw_gemm_orientation.py): with at most 64 filters
+    and at least twice as many taps, the taps on the left take 0.45-0.91 of the time in
+    float32, and in float64 0.65-0.92 up to 300 taps, 1.0-1.25 beyond (r50_conv1's 64 x
+    147: 0.84 float32, 0.87 float64; deepspeech_conv1's 32 x 100: 0.64, 0.75). With more
+    filters it gains little or loses (googlenet_5x5's swapped 192 x 800: 1.05x slower), and
+    so with few positions, where the transposed add costs more than the product saves
+    (vgg_7x7_512's 512 x 4608 over 343 positions: 2x slower).
     """
     if positions < 512 or filters > 64 or taps < 2 * filters:
         return False
