@@ -197,7 +197,11 @@ def _budget(geo: ConvGeometry, itemsize: int, shapes: str = "") -> tuple[int, in
 
 
 def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
-    """The chunks a convolution's columns are built in, each within the workspace limit."""
+    """The chunks a convolution's columns are built in, each within the workspace limit.
+
+    In order, and each sample's first chunk, and only that one, starts at row 0: the
+    backward passes zero ``dx`` sample by sample there (``_col2im_into``).
+    """
     rows, _ = _rows(geo)
     row_bytes, budget = _budget(geo, itemsize)
     sample_bytes = max(1, _chunk_bytes(geo, _Chunk(0, 1, 0, rows, True), itemsize))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from oracle_cases import CASES
 
 import convcol
-from convcol.naive import conv_backward_naive, conv_forward_naive
+from convcol.naive import conv_backward_naive, conv_forward_naive, conv_nd_backward_naive
 
 DTYPES = [np.float64, np.float32]
 
@@ -144,10 +144,19 @@ def test_weight_gradient_in_either_gemm_orientation_matches_oracle(dtype, rng, m
     taken = []
     pays = conv._transposed_dw_pays
     monkeypatch.setattr(conv, "_transposed_dw_pays", lambda *a: taken.append(pays(*a)) or taken[-1])
-    x = rng.standard_normal((2, 3, 20, 20))
+    x = rng.standard_normal((3, 3, 20, 20))  # 768 positions, clear of the rule's 512
     w = rng.standard_normal((4, 3, 5, 5))
     check_against_oracle(x, w, rng.standard_normal(4), {"stride": 1, "pad": 0}, dtype, rng)
     assert taken == [True]
+    # Grouped: each group's product is transposed into its own block of dw.
+    x = rng.standard_normal((3, 4, 20, 20)).astype(dtype)
+    w = rng.standard_normal((4, 2, 5, 5)).astype(dtype)
+    dout = rng.standard_normal((3, 4, 16, 16)).astype(dtype)
+    _, dw, _ = convcol.conv2d_backward(dout, x, w, groups=2)
+    assert taken == [True, True]
+    want = conv_nd_backward_naive(*(a.astype(np.float64) for a in (dout, x, w)), groups=2)[1]
+    mags = conv_nd_backward_naive(*(abs(a.astype(np.float64)) for a in (dout, x, w)), groups=2)
+    assert_close(dw, want, dtype, 3 * 16 * 16, mags[1])
 
 
 def test_chunked_batch_matches_unchunked(rng):

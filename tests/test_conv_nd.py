@@ -532,40 +532,89 @@ def test_stride_two_along_rows_matches_oracle(width, pad, groups, rng):
         check("conv", x, w, rng.standard_normal(3), options, np.float64, rng)
 
 
-@pytest.mark.parametrize(
-    ("groups", "channels_last", "limit"),
-    [
-        (1, False, None),  # whole samples in one chunk
-        (1, False, 2**12),  # a few rows to a chunk, several chunks per sample
-        (1, True, None),  # channels-last columns (col2im_cl)
-        (3, False, None),  # depthwise, whole samples
-        (3, False, 2**11),  # depthwise, rows to a chunk
-    ],
-    ids=["dense", "dense_rows", "dense_channels_last", "depthwise", "depthwise_rows"],
-)
-def test_dx_does_not_depend_on_uninitialised_memory(groups, channels_last, limit, rng, monkeypatch):
-    # dx is allocated empty and zeroed sample by sample by its first chunk (conv._col2im_into,
-    # kernels.depthwise_backward). With every empty array full of NaN, dx still meets the
-    # oracle, inputs no window reads (a stride beyond the kernel, the last rows) included.
-    class PoisonedNumpy:  # numpy, as convcol.conv sees it, but with NaN-filled empties
-        def __getattr__(self, name):
-            return getattr(np, name)
+class _PoisonedNumpy:
+    """numpy, as convcol.conv sees it, but with every float array from ``empty`` NaN-filled."""
 
-        def empty(self, *args, **kwargs):
-            out = np.empty(*args, **kwargs)
-            if out.dtype.kind == "f":
-                out.fill(np.nan)
-            return out
+    def __getattr__(self, name):
+        return getattr(np, name)
 
-    monkeypatch.setattr(conv, "np", PoisonedNumpy())
-    x = rng.standard_normal((2, 3, 11, 12))
-    w = rng.standard_normal((3, 3 // groups, 2, 2))
-    options = {"stride": 3, "groups": groups}
-    if channels_last:
-        x, options = np.moveaxis(x, 1, -1), {**options, "data_format": "channels_last"}
+    def empty(self, *args, **kwargs):
+        out = np.empty(*args, **kwargs)
+        if out.dtype.kind == "f":
+            out.fill(np.nan)
+        return out
+
+
+@pytest.fixture
+def poisoned_empty(monkeypatch):
+    monkeypatch.setattr(conv, "np", _PoisonedNumpy())
+
+
+# (kind, x shape, w shape, options, workspace limit) for the test below; channels-first
+# shapes, moved to channels-last where the options say so.
+UNINITIALISED_CASES = {
+    "dense": ("conv", (2, 3, 11, 12), (3, 3, 2, 2), {"stride": 3}, None),
+    # A few rows to a chunk, several chunks per sample.
+    "dense_rows": ("conv", (2, 3, 11, 12), (3, 3, 2, 2), {"stride": 3}, 2**12),
+    # Windows overlapping across the chunks' boundaries: a later chunk adds to rows an
+    # earlier one wrote, which a zeroing of each chunk's own band would erase.
+    "dense_rows_overlapping": ("conv", (2, 3, 11, 12), (3, 3, 3, 3), {}, 2**12),
+    # 3-D by rows: chunks of later depth planes start at rows other than 0, and must not
+    # zero what the earlier planes' chunks wrote.
+    "dense_3d_rows": ("conv", (2, 2, 5, 13, 7), (3, 2, 2, 2, 2), {"stride": (3, 1, 3)}, 2560),
+    # Channels-last columns (col2im_cl: 8 channels to a group or more), whole and by rows.
+    "dense_channels_last": (
+        "conv",
+        (2, 8, 11, 12),
+        (3, 8, 2, 2),
+        {"stride": 3, "data_format": "channels_last"},
+        None,
+    ),
+    "dense_channels_last_rows": (
+        "conv",
+        (2, 8, 11, 12),
+        (3, 8, 2, 2),
+        {"stride": 3, "data_format": "channels_last"},
+        2**12,
+    ),
+    "depthwise": ("conv", (2, 3, 11, 12), (3, 1, 2, 2), {"stride": 3, "groups": 3}, None),
+    "depthwise_rows": ("conv", (2, 3, 11, 12), (3, 1, 2, 2), {"stride": 3, "groups": 3}, 2**11),
+    # An empty input: the transposed convolution's output is the padding alone, all zero.
+    "transposed_empty": (
+        "transpose",
+        (2, 3, 0, 4),
+        (3, 2, 2, 2),
+        {"stride": 2, "output_padding": 1},
+        None,
+    ),
+    "transposed_empty_depthwise": (
+        "transpose",
+        (2, 3, 0, 4),
+        (3, 1, 2, 2),
+        {"stride": 2, "output_padding": 1, "groups": 3},
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNINITIALISED_CASES)
+def test_dx_does_not_depend_on_uninitialised_memory(case, rng, poisoned_empty):
+    # dx (and a transposed convolution's output, the same col2im) is allocated empty and
+    # zeroed sample by sample by its first chunk (conv._col2im_into,
+    # kernels.depthwise_backward). With every empty array full of NaN, the results still
+    # meet the oracle, inputs no window reads (a stride beyond the kernel, the last rows)
+    # included.
+    kind, x_shape, w_shape, options, limit = UNINITIALISED_CASES[case]
+    x = rng.standard_normal(x_shape)
+    if options.get("data_format") == "channels_last":
+        x = np.moveaxis(x, 1, -1)
     with convcol.workspace_limit(limit or convcol.get_workspace_limit()):
-        check("conv", x, w, None, options, np.float64, rng)
-    # The public col2im too: each input counts the 2 x 2 windows, 3 apart, that cover it.
+        check(kind, x, rng.standard_normal(w_shape), None, options, np.float64, rng)
+
+
+def test_public_col2im_does_not_depend_on_uninitialised_memory(poisoned_empty):
+    # Each input counts the 2 x 2 windows, 3 apart, that cover it; the inputs no window
+    # reads (the last row and column) stay 0 though col2im's output starts empty.
     covered = np.zeros((11, 12))
     for i in range(4):
         for j in range(4):
