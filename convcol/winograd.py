@@ -47,6 +47,7 @@ propagates them as the oracle does.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -62,13 +63,15 @@ class _Tile(NamedTuple):
 
     Tiles of ``m + 2`` squared inputs, ``m`` apart; ``gg``, G g G^T of a 3x3 g as
     ``kron(G, G) @ g.ravel()``, one row per component, in the dtype it serves; taken from
-    ``min_tiles`` tiles in the call on, with at least ``min_channels`` channels and filters.
+    ``min_tiles`` tiles in the call on, with at least ``min_channels`` channels and filters,
+    where it saves at least ``min_saving`` of im2col's multiply-adds (``_saving``).
     """
 
     m: int
     gg: np.ndarray
     min_tiles: int
     min_channels: int
+    min_saving: float
 
     @property
     def components(self) -> int:
@@ -109,12 +112,17 @@ _G2 = np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0,
 #   0.79-0.96 of im2col's time; 32-49 tiles: 1.2-1.55), and lost with 384 and fewer at 128
 #   tiles (1.04-1.30). In float32, where its error stays within 2x of im2col's, it paid on
 #   large planes, from 2048 tiles on (0.37-1.01; below, 0.96-1.33).
+# - Either only where its tiles save at least half of im2col's multiply-adds. On a 7 x 7
+#   plane F(2x2, 3x3) computes 8 x 8 outputs for 49 and saves 1.72x, not 2.25x: with 512
+#   channels and filters in float64 it ran 1.02-1.25x slower than im2col forward+backward
+#   from 64 to 512 tiles (8 to 32 samples; an Intel AVX-512 machine, against im2col's
+#   chunks of twice the weights), and 0.76-0.89 on 14 x 14 planes from 294 tiles on.
 _TILES = {
     np.dtype(np.float64): (
-        _Tile(4, np.kron(_G4, _G4), 128, 16),
-        _Tile(2, np.kron(_G2, _G2), 64, 512),
+        _Tile(4, np.kron(_G4, _G4), 128, 16, 2.0),
+        _Tile(2, np.kron(_G2, _G2), 64, 512, 2.0),
     ),
-    np.dtype(np.float32): (_Tile(2, np.kron(_G2, _G2).astype(np.float32), 2048, 16),),
+    np.dtype(np.float32): (_Tile(2, np.kron(_G2, _G2).astype(np.float32), 2048, 16, 2.0),),
 }
 # Chunks of samples of about this size: the GEMMs want many tiles, the transforms want their
 # tiles in cache (cifar_3x3: 29 ms at 16 MiB, 31 at 8, 42 at 32).
@@ -133,12 +141,22 @@ def _tiles(geo: ConvGeometry, m: int) -> tuple[int, int]:
     return -(-oh // m), -(-ow // m)
 
 
+def _saving(geo: ConvGeometry, m: int) -> float:
+    """im2col's multiply-adds over the route's with tiles of ``m``: ``9 / components``
+    for each of a tile's ``m * m`` outputs, less for the outputs that the tiles compute past
+    the plane's edge and drop."""
+    th, tw = _tiles(geo, m)
+    return 9 * math.prod(geo.out_size) / ((m + 2) ** 2 * th * tw)
+
+
 def _paying(geo: ConvGeometry, dtype: np.dtype) -> Iterator[_Tile]:
     """The algorithms that pay for ``geo`` in ``dtype`` (``_TILES``), in order of preference."""
     for t in _TILES.get(np.dtype(dtype), ()):
         th, tw = _tiles(geo, t.m)
-        if geo.batch * th * tw >= max(1, t.min_tiles) and (
-            min(geo.channels, geo.filters) >= t.min_channels
+        if (
+            geo.batch * th * tw >= max(1, t.min_tiles)
+            and min(geo.channels, geo.filters) >= t.min_channels
+            and _saving(geo, t.m) >= t.min_saving
         ):
             yield t
 

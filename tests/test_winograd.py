@@ -206,7 +206,7 @@ def test_a_tile_whose_weights_do_not_fit_gives_way_to_the_next(monkeypatch, rng)
     # Review: a float64 layer whose F(4x4, 3x3) weights were over the limit went to im2col,
     # though F(2x2, 3x3)'s, 16/36 the size, would fit. Here both pay, and each limit holds
     # some number of one algorithm's weight arrays and one row of its tiles.
-    f4, f2 = (t._replace(min_tiles=0, min_channels=1) for t in winograd._TILES[F64])
+    f4, f2 = (t._replace(min_tiles=0, min_channels=1, min_saving=0.0) for t in winograd._TILES[F64])
     monkeypatch.setattr(winograd, "_TILES", {F64: (f4, f2)})
     used = []
     for name in ("forward", "weight_grad"):  # each takes the plan last
@@ -336,9 +336,9 @@ def test_values_the_oracle_never_multiplies_in_cannot_spoil_the_result(
     ("dtype", "expected"),
     [
         # Measured (winograd.py): the 64-channel 3x3 layers gain with F(4x4, 3x3);
-        # vgg_7x7_512 (32 such tiles) loses with it, but gains with F(2x2, 3x3) (128 tiles,
-        # 512 channels).
-        (F64, {"cifar_3x3": 4, "r50_res2a_3x3": 4, "vgg_conv1_2": 4, "vgg_7x7_512": 2}),
+        # vgg_7x7_512 loses with it (32 such tiles) and with F(2x2, 3x3), whose 4 x 4 tiles
+        # of 2 compute 64 outputs of a 7 x 7 plane for 49.
+        (F64, {"cifar_3x3": 4, "r50_res2a_3x3": 4, "vgg_conv1_2": 4}),
         # float32 has F(2x2, 3x3) alone, from 2048 tiles on.
         (np.dtype(np.float32), {"cifar_3x3": 2, "r50_res2a_3x3": 2, "vgg_conv1_2": 2}),
     ],
@@ -368,9 +368,13 @@ def test_the_route_is_taken_where_it_pays(dtype, expected):
     [
         ((8, 64, 16, 16), (64, 64, 3, 3), 4),  # 128 tiles of 4x4 (float32: none below)
         ((7, 64, 16, 16), (64, 64, 3, 3), None),  # 112 of 4x4; 448 of 2x2, too thin
-        ((4, 512, 7, 7), (512, 512, 3, 3), 2),  # 64 of 2x2
-        ((3, 512, 7, 7), (512, 512, 3, 3), None),  # 48 of 2x2
-        ((8, 512, 7, 7), (384, 512, 3, 3), None),  # 128 of 2x2, 384 filters
+        ((4, 512, 8, 8), (512, 512, 3, 3), 2),  # 64 of 2x2
+        ((3, 512, 8, 8), (512, 512, 3, 3), None),  # 48 of 2x2
+        ((8, 512, 8, 8), (384, 512, 3, 3), None),  # 128 of 2x2, 384 filters
+        # Enough tiles, but on a 7 x 7 plane 2x2 tiles save 1.72x of the multiply-adds, and
+        # 4x4 tiles on 5 x 5 1.56x: below the 2x they must save.
+        ((16, 512, 7, 7), (512, 512, 3, 3), None),  # 256 of 2x2, 64 of 4x4
+        ((64, 16, 5, 5), (16, 16, 3, 3), None),  # 256 of 4x4
         ((1, 512, 14, 14), (512, 512, 3, 3), None),  # 49 of 2x2
         ((2, 512, 14, 14), (512, 512, 3, 3), 2),  # 98 of 2x2, 32 of 4x4
         ((8, 512, 14, 14), (512, 512, 3, 3), 4),  # 128 of 4x4: the first that pays
