@@ -760,7 +760,8 @@ def _pointwise_backward(
         else:  # one GEMM per sample and group, each added in as it comes: one stacked
             # matmul and a sum held all N partial sums at once, memory that grew with the
             # batch outside the workspace limit (16 MiB for r50_1x1_256_1024 float64), and
-            # was no faster (this way took 0.98-1.13 of its time on the suite's 1x1 shapes)
+            # was no faster (the suite's 1x1 backward passes, in one process: this way
+            # took 0.96-1.01 of its time)
             dw = np.zeros(wg.shape, dout.dtype)
             part = np.empty_like(dw)
             for g_n, x_n in zip(g, xv, strict=True):
