@@ -40,7 +40,7 @@ from .validation import (
     parse_conv_param,
     per_axis,
 )
-from .workspace import get_workspace_limit, scratch
+from .workspace import _KEEP_BYTES, get_workspace_limit, scratch
 
 __all__ = [
     "ConvCache",
@@ -83,6 +83,12 @@ def _size(n: int) -> str:
 # speed. Measured on the dense shapes of the benchmark suite (docs/benchmarks.md), 8 MiB
 # was best or within noise of the best of 1 to 64 MiB.
 _CHUNK_BYTES = 8 * 2**20
+# But at least this many times the weights' bytes (up to the buffer a thread keeps between
+# calls, workspace._KEEP_BYTES, beyond which every call would fault a fresh one in): each
+# chunk reads every weight (the forward pass, dx) and adds a weight-sized part to dw, and
+# with fewer columns than weights those passes cost more than cache-sized columns save
+# (vgg_7x7_512, whose 3 chunks of 8 MiB became one: docs/design.md, "Memory and chunks").
+_CHUNKS_PER_WEIGHTS = 2
 
 
 @dataclass(frozen=True)
@@ -193,13 +199,9 @@ def _budget(geo: ConvGeometry, itemsize: int, shapes: str = "") -> tuple[int, in
             "with convcol.workspace_limit(nbytes) or the CONVCOL_WORKSPACE_LIMIT environment "
             "variable"
         )
-    # Each chunk reads every weight (the forward pass, dx) and adds a weight-sized part to
-    # dw, so a chunk of fewer columns than weights is cheap to keep in cache but dear in
-    # those passes: at least twice the weights' bytes, as on the Winograd route.
-    # (vgg_7x7_512 float32, 9.4 MB of weights, 8 MiB chunks of 7 samples and 1: backward
-    # 25.2 ms, forward 10.9; one chunk: 20.7-21.1 and 9.7-9.9.)
-    weights = geo.filters * geo.channels // geo.groups * geo.window * itemsize
-    floor = max(_CHUNK_BYTES, row_bytes, winograd._DATA_PER_WEIGHTS * weights)
+    # (A depthwise convolution has no GEMM to read its weights.)
+    weights = 0 if _is_depthwise(geo) else math.prod(geo.w_shape) * itemsize
+    floor = max(_CHUNK_BYTES, row_bytes, min(_CHUNKS_PER_WEIGHTS * weights, _KEEP_BYTES))
     return row_bytes, min(limit, floor)
 
 

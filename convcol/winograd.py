@@ -16,9 +16,9 @@ for ``dw``; ``dx`` is the forward pass of the swapped convolution
 
 F(2x2, 3x3) is the same with 4x4 tiles 2 apart: 16 GEMMs, 1/2.25 of im2col's flops, and
 transformed weights of 16 rather than 36 times the filters and channels. In float64 it
-serves layers of small planes and many channels (vgg_7x7_512: 8 samples of 7 x 7, 512
-channels), with too few 4x4 blocks of outputs for F(4x4, 3x3) to amortise its weights; in
-float32, layers of large planes (``_TILES``).
+serves layers of many channels whose planes have too few 4x4 blocks of outputs for
+F(4x4, 3x3) to amortise its weights (14 x 14 with 512 channels; not 7 x 7, which its tiles
+fit badly, below); in float32, layers of large planes (``_TILES``).
 
 The transforms' constants cost precision: the rounding error grows with the weights and
 inputs of a whole tile rather than of one 3x3 window. F(4x4, 3x3)'s (up to 8, and 1/24)
@@ -36,9 +36,11 @@ whose product the oracle drops exactly, while here that weight is mixed with the
 before the products).
 
 The route also steps aside where it would not pay: few tiles (the weight transform then
-costs more than it saves), few channels or filters (the GEMMs too thin), or a workspace
-limit too small for one row of tiles. An algorithm whose transformed weights do not fit
-the limit gives way to the next that pays (F(2x2, 3x3)'s are 16/36 the size).
+costs more than it saves), few channels or filters (the GEMMs too thin), tiles that reach
+so far past the plane's edge that they save less than 2x of im2col's multiply-adds
+(``_saving``), or a workspace limit too small for one row of tiles. An algorithm whose
+transformed weights do not fit the limit gives way to the next that pays (F(2x2, 3x3)'s
+are 16/36 the size).
 
 An inf or NaN meets other products here than in the oracle's sums (a tile mixes its 36
 or 16 inputs), so a chunk whose output is not all finite gives the call back to im2col, which
@@ -64,7 +66,7 @@ class _Tile(NamedTuple):
     Tiles of ``m + 2`` squared inputs, ``m`` apart; ``gg``, G g G^T of a 3x3 g as
     ``kron(G, G) @ g.ravel()``, one row per component, in the dtype it serves; taken from
     ``min_tiles`` tiles in the call on, with at least ``min_channels`` channels and filters,
-    where it saves at least ``min_saving`` of im2col's multiply-adds (``_saving``).
+    where im2col needs at least ``min_saving`` times its multiply-adds (``_saving``).
     """
 
     m: int
@@ -114,9 +116,10 @@ _G2 = np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0,
 #   large planes, from 2048 tiles on (0.37-1.01; below, 0.96-1.33).
 # - Either only where its tiles save at least half of im2col's multiply-adds. On a 7 x 7
 #   plane F(2x2, 3x3) computes 8 x 8 outputs for 49 and saves 1.72x, not 2.25x: with 512
-#   channels and filters in float64 it ran 1.02-1.25x slower than im2col forward+backward
-#   from 64 to 512 tiles (8 to 32 samples; an Intel AVX-512 machine, against im2col's
-#   chunks of twice the weights), and 0.76-0.89 on 14 x 14 planes from 294 tiles on.
+#   channels and filters in float64 it ran 1.02-1.50x slower than im2col forward+backward
+#   from 64 to 512 tiles (4 to 32 samples; an Intel AVX-512 machine, against im2col's
+#   chunks of twice the weights), and 0.76-0.89 on 14 x 14 planes from 294 tiles on. The
+#   same 2x holds F(4x4, 3x3) back only on planes under 6 x 6, where it was not measured.
 _TILES = {
     np.dtype(np.float64): (
         _Tile(4, np.kron(_G4, _G4), 128, 16, 2.0),

@@ -72,7 +72,8 @@ class workspace_limit:  # a context manager, named like the function it acts as
     read from; on the Winograd route its transformed weights and tiles) in chunks of
     samples, or of output rows of one sample, that fit in ``nbytes`` (the default is
     256 MiB, or ``CONVCOL_WORKSPACE_LIMIT`` in bytes, e.g. ``512M``); it uses at most 8 MiB
-    anyway when that fits, to stay in cache (16 MiB on the Winograd route).
+    anyway when that fits, to stay in cache, or twice the weights' size if larger (16 MiB,
+    or twice the transformed weights, on the Winograd route).
     A call whose single output row needs more raises ``ConvError`` before allocating
     anything, saying how much it needs. The limit applies to the calling thread only.
 

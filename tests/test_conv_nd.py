@@ -213,7 +213,7 @@ CASES = [
     ),
     # A padding wider than the dilated kernel: the swapped padding would be negative.
     ("conv2d_fewer_filters_wide_pad", "conv", (1, 8, 4, 4), (2, 8, 2, 2), {"padding": 2}),
-    # A 1x1 convolution's dw adds one GEMM per sample and group (more than two of each).
+    # A 1x1 convolution's dw adds one GEMM per sample (three) and group (two).
     ("conv2d_pointwise_groups", "conv", (3, 4, 5, 6), (6, 2, 1, 1), {"groups": 2}),
     ("transpose2d_more_outputs_swapped", "transpose", (2, 2, 5, 4), (2, 12, 3, 3), {"padding": 1}),
 ]

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import convcol
 from convcol import ConvError, conv
+from convcol.geometry import conv_geometry
 from convcol.naive import (
     conv_nd_backward_naive,
     conv_nd_naive,
@@ -633,12 +634,35 @@ class TestWorkspace:
             backward = lambda: convcol.conv2d_backward(dout, x, w, padding=1)  # noqa: E731
             assert_peak_within(backward, limit, results)
 
+    def test_chunks_hold_twice_the_weights_within_the_limit(self, rng, monkeypatch):
+        # Each chunk reads every weight and adds a weight-sized part to dw, so chunks smaller
+        # than twice the weights' bytes grow to that (conv._budget), yet never past the limit.
+        force_winograd(monkeypatch, None)
+        monkeypatch.setattr(conv, "_CHUNK_BYTES", 2**14)
+        x, w = rng.standard_normal((6, 32, 4, 4)), rng.standard_normal((32, 32, 3, 3))
+        dout = rng.standard_normal((6, 32, 4, 4))
+        geo = conv_geometry(x.shape, w.shape, None, 2, padding=1)
+
+        def largest() -> int:
+            return max(conv._chunk_bytes(geo, c, 8) for c in conv._plan(geo, 8))
+
+        assert 2**14 < largest() <= 2 * w.nbytes  # a sample is 47 KB, the weights 74 KB
+        limit = 2**16
+        with convcol.workspace_limit(limit):
+            assert largest() <= limit
+            backward = lambda: convcol.conv2d_backward(dout, x, w, padding=1)  # noqa: E731
+            assert_peak_within(backward, limit, x.nbytes + 2 * w.nbytes + 32 * 8)
+            got = convcol.conv2d_backward(dout, x, w, padding=1)
+        want = conv_nd_backward_naive(dout, x, w, padding=1)
+        for g, e, reduction in zip(got, want, (32 * 9, 6 * 16, 6 * 16), strict=True):
+            assert_close(g, e, np.float64, reduction)
+
     def test_pointwise_backward_memory_does_not_grow_with_the_batch(self, rng):
         # A 1x1 convolution needs no workspace; its dw once stacked one F x C partial sum per
         # sample before adding them up: 512 KiB here, 16 MiB for r50_1x1_256_1024 float64.
         x, w = rng.standard_normal((64, 32, 2, 2)), rng.standard_normal((32, 32, 1, 1))
         dout = rng.standard_normal((64, 32, 2, 2))
-        results = x.nbytes + 3 * w.nbytes + 32 * 8  # dx; dw, its sum and one part; db
+        results = x.nbytes + 2 * w.nbytes + 32 * 8  # dx; dw and one sample's part; db
         assert_peak_within(lambda: convcol.conv2d_backward(dout, x, w), 0, results)
 
     def test_a_limit_below_one_sample_splits_samples_by_output_rows(self, rng):
