@@ -79,9 +79,7 @@ def force_winograd(monkeypatch, m: int | None = 4) -> None:
     from convcol import winograd
 
     tiles = {
-        dtype: tuple(
-            t._replace(min_tiles=0, min_channels=1, min_saving=0.0) for t in each if t.m == m
-        )
+        dtype: tuple(t.forced() for t in each if t.m == m)
         for dtype, each in winograd._TILES.items()
     }
     monkeypatch.setattr(winograd, "_TILES", tiles)

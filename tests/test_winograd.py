@@ -206,7 +206,7 @@ def test_a_tile_whose_weights_do_not_fit_gives_way_to_the_next(monkeypatch, rng)
     # Review: a float64 layer whose F(4x4, 3x3) weights were over the limit went to im2col,
     # though F(2x2, 3x3)'s, 16/36 the size, would fit. Here both pay, and each limit holds
     # some number of one algorithm's weight arrays and one row of its tiles.
-    f4, f2 = (t._replace(min_tiles=0, min_channels=1, min_saving=0.0) for t in winograd._TILES[F64])
+    f4, f2 = (t.forced() for t in winograd._TILES[F64])
     monkeypatch.setattr(winograd, "_TILES", {F64: (f4, f2)})
     used = []
     for name in ("forward", "weight_grad"):  # each takes the plan last

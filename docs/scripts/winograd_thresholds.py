@@ -38,10 +38,7 @@ def on_route(fn, size):
     for every call (``size`` None)."""
     saved = winograd._TILES
     forced = {
-        dtype: tuple(
-            t._replace(min_tiles=0, min_channels=1, min_saving=0.0) for t in each if t.m == size
-        )
-        for dtype, each in saved.items()
+        dtype: tuple(t.forced() for t in each if t.m == size) for dtype, each in saved.items()
     }
 
     def run():
