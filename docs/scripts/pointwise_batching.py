@@ -1,6 +1,10 @@
 """Time a 1x1 convolution's three GEMMs as convcol runs them, one per sample, against one
 GEMM over the whole batch, on the suite's 1x1 shapes.
 
+The per-sample candidates are the bare GEMMs of ``conv._forward`` and
+``conv._pointwise_backward`` (no validation, no bias), so PyTorch's figures here are
+against those GEMMs, not against a whole ``conv2d`` call as in ``convcol bench``.
+
 One GEMM over the batch needs the samples side by side: ``x`` (N, C, P) turned into
 (C, N * P) first, and for the forward pass and ``dx`` the result turned back, so its
 figures include those copies. PyTorch's forward and backward (NCHW) are timed alongside
@@ -34,7 +38,6 @@ def candidates(shape, dtype):
     x = rng.standard_normal((n, c, p)).astype(dtype)
     g = rng.standard_normal((n, f, p)).astype(dtype)
     w = rng.standard_normal((f, c)).astype(dtype)
-    out, dx = np.empty((n, f, p), dtype), np.empty((n, c, p), dtype)
 
     def dw_per_sample():
         dw, part = np.zeros((f, c), dtype), np.empty((f, c), dtype)
@@ -43,9 +46,10 @@ def candidates(shape, dtype):
         return dw
 
     calls = {
-        "forward per sample": lambda: np.matmul(w, x, out=out),
+        # (Each candidate allocates its result, as convcol does.)
+        "forward per sample": lambda: np.matmul(w, x, out=np.empty((n, f, p), dtype)),
         "forward batched": lambda: back(w @ side_by_side(x), n),
-        "dx per sample": lambda: np.matmul(w.T, g, out=dx),
+        "dx per sample": lambda: np.matmul(w.T, g, out=np.empty((n, c, p), dtype)),
         "dx batched": lambda: back(w.T @ side_by_side(g), n),
         "dw per sample": dw_per_sample,
         "dw batched": lambda: side_by_side(g) @ side_by_side(x).T,
