@@ -195,12 +195,48 @@ class Row:
 
 
 def blas_info() -> list[dict[str, Any]]:
+    """The thread pools loaded in this process (threadpoolctl), NumPy's BLAS among them,
+    each with the package that ships it, ``library``: SciPy, scikit-learn or PyTorch bring
+    their own, and a bare list left readers guessing which one NumPy's ``matmul`` runs."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return [{"note": "threadpoolctl not installed: BLAS kernel unknown"}]
-    keep = ("internal_api", "architecture", "num_threads", "version", "threading_layer")
-    return [{k: d.get(k) for k in keep} for d in threadpool_info()]
+    keep = ("user_api", "internal_api", "architecture", "num_threads", "version", "threading_layer")
+    return [
+        {"library": _package(d.get("filepath") or ""), **{k: d.get(k) for k in keep}}
+        for d in threadpool_info()
+    ]
+
+
+def _package(path: str) -> str:
+    """The installed package a shared library comes with: ``.../site-packages/numpy.libs/
+    libscipy_openblas64_.so`` is NumPy's; a library outside any package, its file name."""
+    parts = path.replace("\\", "/").split("/")
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] in ("site-packages", "dist-packages"):
+            return parts[i + 1].removesuffix(".libs")
+    return parts[-1]
+
+
+def describe_blas(info: list[dict[str, Any]]) -> str:
+    """``blas_info()`` as one line: ``numpy: openblas 0.3.31 SkylakeX, 2 threads ...``."""
+    items = []
+    for d in info:
+        if "note" in d:
+            items.append(d["note"])
+            continue
+        api = " ".join(str(d[k]) for k in ("internal_api", "version", "architecture") if d.get(k))
+        layer = f" ({d['threading_layer']})" if d.get("threading_layer") else ""
+        items.append(f"{d['library']}: {api}, {d['num_threads']} threads{layer}")
+    return "; ".join(items)
+
+
+def numpy_blas_threads(info: list[dict[str, Any]]) -> int | None:
+    """The thread count of NumPy's BLAS (else of the first BLAS listed), or None."""
+    blas = [d for d in info if d.get("user_api") == "blas"]
+    ours = [d for d in blas if d.get("library") == "numpy"] or blas
+    return ours[0].get("num_threads") if ours else None
 
 
 def run_suite(
@@ -216,7 +252,7 @@ def run_suite(
     progress = progress or sys.stderr
     shapes = [s for s in SHAPES if names is None or s.name in names]
     info = blas_info()
-    threads = next((d.get("num_threads") for d in info if d.get("internal_api")), None)
+    threads = numpy_blas_threads(info)
     torch_version = None
     try:
         import torch
@@ -226,7 +262,7 @@ def run_suite(
         torch_version = f"{torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         pass
-    print(f"BLAS: {info}", file=out)
+    print(f"BLAS: {describe_blas(info)}", file=out)
     if hasattr(os, "getloadavg"):
         # Other work on the machine skews every figure (BLAS threads wait on busy cores).
         load, cpus = os.getloadavg()[0], os.cpu_count() or 1

@@ -96,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "against PyTorch and NumPy's GEMM",
     )
     p_bench.add_argument(
-        "--quick", action="store_true", help="a few shapes and repeats (under a minute)"
+        "--quick",
+        action="store_true",
+        help="a few shapes and repeats (about 30 s once the kernels are compiled)",
     )
     p_bench.add_argument(
         "--shapes", nargs="+", metavar="NAME", help="run only these shapes (see --list)"

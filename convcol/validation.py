@@ -77,6 +77,8 @@ def per_axis(name: str, value: Any, nd: int, minimum: int) -> tuple[int, ...]:
     try:
         return (as_int(name, value, minimum),) * nd
     except ConvError as e:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            raise  # an int out of range: the form was right, the message says what is wrong
         raise ConvError(f"{e}; {name} must be an int or a sequence of {nd} ints") from None
 
 

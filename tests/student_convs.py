@@ -87,6 +87,14 @@ def backward_overwrite(dout, cache):
     return backward_correct(dout, cache, overwrite=True)
 
 
+def backward_unpad_negative_slice(dout, cache):
+    # Strips the padding with p:-p, which is empty, not everything, when p == 0.
+    dx, dw, db = backward_correct(dout, cache)
+    p = cache[3]["pad"]
+    dxp = np.pad(dx, ((0, 0), (0, 0), (p, p), (p, p)))
+    return dxp[:, :, p:-p, p:-p], dw, db
+
+
 def forward_raises(x, w, b, conv_param):
     if w.shape[2] != w.shape[3]:
         raise ValueError("only square kernels")

@@ -32,6 +32,51 @@ def test_suite_table_and_results():
     assert "gemm" in rows[0]["ratios"]
     assert "cs231n_classic" in out.getvalue() and "[1/1]" in progress.getvalue()
     assert results["blas"] and all("num_threads" in d or "note" in d for d in results["blas"])
+    assert f"BLAS: {bench.describe_blas(results['blas'])}\n" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("path", "package"),
+    [
+        ("/v/lib/python3.11/site-packages/numpy.libs/libscipy_openblas64_-32a4b2a6.so", "numpy"),
+        ("/usr/lib/python3/dist-packages/scipy.libs/libscipy_openblas-6e8a.so", "scipy"),
+        ("/v/lib/python3.11/site-packages/torch/lib/libgomp.so.1", "torch"),
+        ("C:\\py\\Lib\\site-packages\\numpy.libs\\libopenblas.dll", "numpy"),
+        ("/usr/lib/x86_64-linux-gnu/libopenblas.so.0", "libopenblas.so.0"),
+        ("", ""),
+    ],
+)
+def test_blas_library_named_by_the_package_that_ships_it(path, package):
+    assert bench._package(path) == package
+
+
+# threadpoolctl's entries as blas_info() keeps them: PyTorch's OpenMP first, as it comes
+# when torch is imported before NumPy's BLAS is first used.
+_POOLS = [
+    {"library": "torch", "user_api": "openmp", "internal_api": "openmp", "num_threads": 8},
+    {"library": "scipy", "user_api": "blas", "internal_api": "openblas", "num_threads": 3,
+     "version": "0.3.30", "architecture": "Haswell", "threading_layer": "pthreads"},
+    {"library": "numpy", "user_api": "blas", "internal_api": "openblas", "num_threads": 2,
+     "version": "0.3.31", "architecture": "SkylakeX", "threading_layer": "pthreads"},
+]  # fmt: skip
+
+
+def test_blas_line_names_each_pool_and_its_package():
+    assert bench.describe_blas(_POOLS) == (
+        "torch: openmp, 8 threads; scipy: openblas 0.3.30 Haswell, 3 threads (pthreads); "
+        "numpy: openblas 0.3.31 SkylakeX, 2 threads (pthreads)"
+    )
+    assert bench.describe_blas([{"note": "threadpoolctl not installed"}]) == (
+        "threadpoolctl not installed"
+    )
+
+
+def test_thread_count_is_numpy_blas_not_the_first_pool():
+    # PyTorch is given NumPy's BLAS thread count, not that of whichever pool came first.
+    assert bench.numpy_blas_threads(_POOLS) == 2
+    assert bench.numpy_blas_threads(_POOLS[:2]) == 3  # no NumPy entry: the first BLAS
+    assert bench.numpy_blas_threads(_POOLS[:1]) is None
+    assert bench.numpy_blas_threads([{"note": "threadpoolctl not installed"}]) is None
 
 
 def test_json_and_plot(tmp_path):

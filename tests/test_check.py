@@ -36,6 +36,7 @@ def test_convcol_itself_passes():
         (sc.forward_stride_on_kernel_offset, None, "out"),
         (sc.forward_bias_per_channel, None, "out"),
         (sc.forward_correct, sc.backward_overwrite, "dx"),
+        (sc.forward_correct, sc.backward_unpad_negative_slice, "dx"),
     ],
     ids=[
         "transposed_kernel",
@@ -43,6 +44,7 @@ def test_convcol_itself_passes():
         "stride_on_kernel_offset",
         "bias_per_channel",
         "scatter_without_add",
+        "unpad_negative_slice",
     ],
 )
 def test_classic_bugs_are_caught_and_shrunk(forward, backward, output):
@@ -60,6 +62,15 @@ def test_classic_bugs_are_caught_and_shrunk(forward, backward, output):
         if smaller.fits():
             assert output not in _run_case(forward, backward, smaller, 1e-7), smaller
     assert "reproduce with:" in str(report) and "Config(" in failure.snippet
+
+
+def test_an_empty_dx_is_named_by_its_shape():
+    # dxp[:, :, p:-p, p:-p] is empty when p == 0: the report shows the wrong shape, on a
+    # case with no padding, the one where the slice goes wrong.
+    report = check_conv(sc.forward_correct, sc.backward_unpad_negative_slice)
+    failure = next(f for f in report.failures if f.output == "dx")
+    assert failure.config.pad == 0
+    assert "FAIL dx: shape (1, 1, 0, 0), expected (1, 1, 1, 1)" in str(report)
 
 
 def test_shrunk_cases_are_small():

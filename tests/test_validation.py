@@ -383,6 +383,15 @@ def test_bad_input_raises_conv_error(name, call, match):
         call()
 
 
+@pytest.mark.parametrize("stride", [-1, 0, np.int64(-3)])
+def test_an_int_out_of_range_is_not_called_the_wrong_form(stride):
+    # A negative int is the right form with a wrong value: the message says only that,
+    # not that stride must be "an int or a sequence" (a new user read it as a type error).
+    with pytest.raises(ConvError) as info:
+        fwd(stride=stride)()
+    assert str(info.value) == f"stride must be >= 1, got {int(stride)}"
+
+
 def test_conv_error_is_a_value_error():
     assert issubclass(ConvError, ValueError)
     with pytest.raises(ValueError):
