@@ -13,6 +13,7 @@ import importlib.util
 import math
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -192,7 +193,7 @@ def _run_case(
                 return {"dx": ("backward must return (dx, dw, db)", math.inf, None)}
             results.update(zip(("dx", "dw", "db"), zip(got, want, strict=True), strict=True))
     except Exception as e:  # the user's code: any exception is a finding
-        return {"raised": (f"{type(e).__name__}: {e}", math.inf, None)}
+        return {"raised": (f"{type(e).__name__}: {e}{_where(e)}", math.inf, None)}
     for name, (g, e) in results.items():
         err, index, complaint = _worst(g, e)
         if complaint or err > tol:
@@ -249,6 +250,21 @@ _COMPARE = (
     "print(np.shape(got), want.shape, np.abs(got - want).max() if np.shape(got) == want.shape "
     "else 'shapes differ')"
 )
+
+
+def _where(e: BaseException) -> str:
+    """`` (at FILE:LINE in FUNCTION)``: the deepest frame of the traceback in the user's code,
+    not in an installed package or the standard library (NumPy's ``np.pad`` raising on a
+    bad width is the user's line that called it), else the deepest frame."""
+    frames = traceback.extract_tb(e.__traceback__)[1:]  # [0] is the call in _run_case
+    library = (os.path.dirname(os.__file__), os.path.dirname(np.__file__))
+    own = [
+        f for f in frames if not f.filename.startswith(library) and "-packages" not in f.filename
+    ]
+    if not (own or frames):
+        return ""
+    f = (own or frames)[-1]
+    return f" (at {os.path.basename(f.filename)}:{f.lineno} in {f.name})"
 
 
 def _snippet(cfg: Config, output: str, specs: tuple[str, str] | None) -> str:

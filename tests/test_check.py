@@ -73,6 +73,18 @@ def test_an_empty_dx_is_named_by_its_shape():
     assert "FAIL dx: shape (1, 1, 0, 0), expected (1, 1, 1, 1)" in str(report)
 
 
+def _forward_bad_pad(x, w, b, conv_param):
+    return np.pad(x, -1), None  # raises inside NumPy's own Python code
+
+
+def test_an_error_raised_inside_numpy_points_at_the_line_that_called_it():
+    report = check_conv(_forward_bad_pad)
+    (failure,) = report.failures
+    assert failure.output == "raised"
+    line = _forward_bad_pad.__code__.co_firstlineno + 1
+    assert f"(at test_check.py:{line} in _forward_bad_pad)" in str(report), str(report)
+
+
 def test_shrunk_cases_are_small():
     report = check_conv(sc.forward_bias_per_channel)
     (failure,) = report.failures
@@ -93,7 +105,15 @@ def test_snippet_reproduces_the_failure():
 def test_raising_functions_are_reported():
     report = check_conv(sc.forward_raises)
     assert report.raised
-    assert "ValueError: only square kernels" in str(report)
+    # Where it was raised: the student's line, named by file, line and function.
+    line = next(
+        i
+        for i, text in enumerate((HERE / "student_convs.py").read_text().splitlines(), 1)
+        if 'raise ValueError("only square kernels")' in text
+    )
+    assert f"ValueError: only square kernels (at student_convs.py:{line} in forward_raises)" in (
+        str(report)
+    )
     (failure,) = report.failures
     assert "out, cache = forward(x, w, b, conv_param)" in failure.snippet
 
