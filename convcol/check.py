@@ -260,10 +260,10 @@ def _where(e: BaseException) -> str:
     library = (os.path.dirname(os.__file__), os.path.dirname(np.__file__))
     own = [
         f for f in frames if not f.filename.startswith(library) and "-packages" not in f.filename
-    ]
-    if not (own or frames):
+    ] or frames
+    if not own:
         return ""
-    f = (own or frames)[-1]
+    f = own[-1]
     return f" (at {os.path.basename(f.filename)}:{f.lineno} in {f.name})"
 
 
