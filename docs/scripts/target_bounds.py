@@ -18,6 +18,16 @@ Asking more than the peak, a target cannot be met by any algorithm doing the lay
 flops, only by one doing fewer (Winograd's, where it applies); asking more than the
 layer's GEMM, not on this BLAS. Depthwise layers have no GEMM, and fewer flops than bytes
 moved: no rate is given for them. Each figure is the run's, the range over the runs given.
+
+A second table does the same for the forward pass on the dense 3x3 shapes, asked to take at
+most 1.25 times its own GEMM's time (im2col at most a quarter of it). The columns are
+written once, C * 9 values per output, and im2col cannot write them faster than one thread
+fills memory: their bytes over this machine's fill rate (``ndarray.fill`` of a buffer the
+size of im2col's chunks, measured here) is a floor under im2col's time. Where that floor
+alone passes a quarter of the run's GEMM time, no im2col can meet the target on this
+machine, only a route that writes fewer bytes (Winograd's transformed tiles: 16 values per
+2 x 2 outputs, against 36) or none. (``docs/scripts/im2col_parts.py`` gives the rate
+im2col writes its columns at.)
 """
 
 import argparse
@@ -27,7 +37,9 @@ import time
 
 import numpy as np
 
+from convcol import winograd
 from convcol.bench import SHAPES
+from convcol.geometry import conv_geometry
 
 BY_NAME = {s.name: s for s in SHAPES}
 
@@ -44,6 +56,18 @@ def peak(dtype: str, n: int = 3072, repeat: int = 5) -> float:
         np.matmul(a, b, out=out)
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best / 1e9
+
+
+def fill_rate(nbytes: int = 8 * 2**20, repeat: int = 50) -> float:
+    """GB/s written by one thread filling ``nbytes`` (im2col's chunk size), the best of
+    ``repeat``."""
+    out = np.zeros(nbytes // 8)
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out.fill(1.0)
+        best = min(best, time.perf_counter() - t0)
+    return nbytes / best / 1e9
 
 
 def target(row: dict) -> float | None:
@@ -111,6 +135,40 @@ def main() -> None:
         print(
             f"| {key[0]} | {key[1]} | {key[2]} | {goal:.2f} | {span(ratios)} | {needs} | "
             f"{own} | {verdict} |"
+        )
+
+    rate = fill_rate()
+    print(
+        f"\nOne thread fills memory at {rate:.1f} GB/s here (8 MiB).\n\n"
+        "| shape | dtype | route | convcol / own GEMM | columns MB | their fill / own GEMM "
+        "| needs GB/s | verdict |\n|---|---|---|---|---|---|---|---|"
+    )
+    for key, first in runs[0].items():
+        shape = BY_NAME[first["shape"]]
+        # The issue's dense 3x3 shapes (the classic case is the engine issue's, and small).
+        dense3x3 = shape.kernel == (3, 3) and shape.groups == 1 and shape.name != "cs231n_classic"
+        if key[2] != "forward" or not dense3x3:
+            continue
+        rows = [run[key] for run in runs if key in run and run[key].get("gemm_s")]
+        ho, wo = shape.out_size
+        cols = shape.n * ho * wo * shape.c * 9 * np.dtype(key[1]).itemsize
+        floor = [cols / 1e9 / rate / r["gemm_s"] for r in rows]
+        # The rate im2col must write at to take a quarter, were everything else free.
+        needs = [cols / 1e9 / (0.25 * r["gemm_s"]) for r in rows]
+        geo = conv_geometry(
+            (shape.n, shape.c, shape.h, shape.w), (shape.f, shape.c, 3, 3), None, 2,
+            **shape.options(),
+        )  # fmt: skip
+        route = "Winograd" if winograd.plan(geo, np.dtype(key[1])) else "im2col"
+        if max(r["ratios"]["gemm"] for r in rows) <= 1.25:
+            verdict = "met"
+        elif min(floor) > 0.25:
+            verdict = "beyond the fill rate: only fewer bytes"
+        else:
+            verdict = "within the fill rate"
+        print(
+            f"| {key[0]} | {key[1]} | {route} | {span([r['ratios']['gemm'] for r in rows])} | "
+            f"{cols / 1e6:.0f} | {span(floor)} | {span(needs, '.1f')} | {verdict} |"
         )
 
 
