@@ -151,14 +151,15 @@ def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
     its wide scratch (a plane, and room for the taps' reach) takes their place, and two
     padded planes (input and gradient) the region's.
     """
-    columns = geo.channels * geo.window * chunk.columns * _rows(geo)[1]
+    positions = chunk.columns * _rows(geo)[1]
+    columns = geo.channels * geo.window * positions
     if geo.channels_last:
         return columns, 0
     _, shape = _region(geo, chunk)
     if _is_depthwise(geo):
         plane = math.prod(shape[2:])
         return plane + max(_tap_offset_list(geo, shape)), 2 * plane
-    return columns, math.prod(shape)
+    return columns + positions * (geo.groups == 1), math.prod(shape)  # (a row of ones)
 
 
 def _reorder_elements(geo: ConvGeometry, chunk: _Chunk) -> int:
@@ -238,10 +239,11 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
 
 
 def _workspace(
-    geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype
+    geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype, ones: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The chunk's columns (or depthwise scratch), padded input region and reorder room
-    (``_reorder_elements``, flat), in this thread's reusable buffer."""
+    (``_reorder_elements``, flat), in this thread's reusable buffer. With ``ones``
+    (channels first, groups 1) the columns come with a last row of ones (``_bias_folds``)."""
     n_cols, n_region = _chunk_elements(geo, chunk)
     flat = scratch(_chunk_bytes(geo, chunk, dtype.itemsize)).view(dtype)
     cols, region = flat[:n_cols], flat[n_cols : n_cols + n_region]
@@ -252,7 +254,11 @@ def _workspace(
     _, shape = _region(geo, chunk)
     if _is_depthwise(geo):  # a wide scratch (or none), two padded planes
         return cols, region.reshape(2, *shape[2:]), room
-    return cols.reshape(taps, positions), region.reshape(shape), room
+    if ones:
+        cols = cols.reshape(taps + 1, positions)
+        cols[-1] = 1
+        return cols, region.reshape(shape), room
+    return cols[: taps * positions].reshape(taps, positions), region.reshape(shape), room
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
@@ -464,6 +470,17 @@ def _add_weight_grad(dwg: np.ndarray, g: np.ndarray, cols_g: np.ndarray, geo: Co
         dwg += np.matmul(g, cols_g.transpose(0, 2, 1))
 
 
+def _bias_folds(geo: ConvGeometry) -> bool:
+    """Whether the forward GEMM adds the bias, as a last column of the weights against a
+    row of ones below the columns (``_workspace``), rather than a pass over each chunk's
+    output: a median 0.92 of r50_conv1's float64 forward pass, 0.89 of the classic case's
+    (docs/design.md, "Forward"; docs/scripts/bias_in_gemm.py). Not where the weights
+    outnumber the output positions, since the weights are copied to add the column
+    (vgg_7x7_512: 1.05-1.14x slower)."""
+    taps = geo.channels * geo.window
+    return not geo.channels_last and geo.groups == 1 and taps <= geo.batch * geo.positions
+
+
 def _im2col_pass(
     x: np.ndarray,
     wg: np.ndarray,
@@ -478,23 +495,27 @@ def _im2col_pass(
     given (returned in ``wg``'s layout), from the same columns."""
     G = geo.groups
     dwg = None if grad is None else np.zeros(wg.shape, x.dtype)
+    fold = b is not None and out is not None and _bias_folds(geo)
+    w_out = np.concatenate([wg, b.reshape(1, -1, 1)], axis=2) if b is not None and fold else wg
     for chunk in _plan(geo, x.dtype.itemsize):
-        cols, region, room = _workspace(geo, chunk, x.dtype)
+        cols, region, room = _workspace(geo, chunk, x.dtype, ones=fold)
+        with_ones, cols = (cols[None], cols[:-1]) if fold else (None, cols)  # (G is 1)
         _im2col_into(x, cols, region, geo, chunk)
         cols_g = _column_groups(cols, geo)
+        cols_out = cols_g if with_ones is None else with_ones
         if out is not None:
             block = _out_block(out, geo, chunk)
             if geo.channels_last:
                 np.matmul(cols_g, wg, out=block)
             elif block.ndim == 3:
                 # The GEMM writes straight into the output (rows P apart), no copy.
-                np.matmul(wg, cols_g, out=block)
+                np.matmul(w_out, cols_out, out=block)
             else:
                 # Several small samples in one GEMM, then an output-sized reorder.
                 nb, _, Fg, P = block.shape
-                res = np.matmul(wg, cols_g, out=room.reshape(G, Fg, nb * P))
+                res = np.matmul(w_out, cols_out, out=room.reshape(G, Fg, nb * P))
                 block[...] = res.reshape(G, Fg, nb, P).transpose(2, 0, 1, 3)
-            if b is not None:  # while the chunk's output is in cache, not in a pass of its own
+            if b is not None and not fold:  # while the chunk's output is in cache
                 block += b.reshape((G, 1, -1) if geo.channels_last else (G, -1, 1))
         if dwg is not None:  # (after the forward pass's reorder: they share the room)
             _add_weight_grad(dwg, _gemm_block(grad, geo, chunk, room), cols_g, geo)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from oracle_cases import CASES
 
 import convcol
+from convcol import conv
 from convcol.naive import conv_backward_naive, conv_forward_naive, conv_nd_backward_naive
 
 DTYPES = [np.float64, np.float32]
@@ -172,6 +174,53 @@ def test_chunked_batch_matches_unchunked(rng):
         )
     for a, c in zip(whole, chunked, strict=True):
         np.testing.assert_allclose(c, a, rtol=1e-13, atol=1e-13, strict=True)
+
+
+@pytest.fixture
+def workspaces(monkeypatch):
+    """The (chunk, ones) of every im2col workspace handed out: ones, a row for the bias."""
+    seen = []
+    workspace = conv._workspace
+
+    def spy(geo, chunk, dtype, ones=False):
+        seen.append((chunk, ones))
+        return workspace(geo, chunk, dtype, ones)
+
+    monkeypatch.setattr(conv, "_workspace", spy)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize(
+    "x_shape, limit, kind",
+    [
+        ((3, 3, 9, 9), None, "the batch"),
+        ((6, 3, 9, 9), 2**16, "samples"),  # an output reorder after each GEMM
+        ((2, 3, 30, 30), 2**15, "rows"),
+    ],
+)
+def test_bias_added_by_the_gemm_matches_oracle(x_shape, limit, kind, dtype, rng, workspaces):
+    # The forward GEMM adds the bias (a weight column against a row of ones) where the
+    # weights are not larger than the output; this checks that route in each kind of chunk.
+    x = rng.standard_normal(x_shape)
+    w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    with convcol.workspace_limit(limit) if limit else contextlib.nullcontext():
+        check_against_oracle(x, w, b, {"stride": 1, "pad": 1}, dtype, rng, api="conv2d")
+    sizes = [c.n1 - c.n0 if c.whole else 0 for c, ones in workspaces if ones]  # 0: rows
+    assert {
+        "the batch": sizes == [x_shape[0]],
+        "samples": len(sizes) > 1 and max(sizes) > 1 and min(sizes) > 0,
+        "rows": len(sizes) > 1 and max(sizes) == 0,
+    }[kind], workspaces
+
+
+def test_bias_is_added_after_the_gemm_when_the_weights_outweigh_the_output(rng, workspaces):
+    # 2 x 3 x 3 outputs against 8 * 9 taps: a weight copy with the bias would cost more
+    # than the pass over the output it saves (vgg_7x7_512: 1.05-1.14x slower).
+    x, w = rng.standard_normal((2, 8, 3, 3)), rng.standard_normal((5, 8, 3, 3))
+    b = rng.standard_normal(5)
+    check_against_oracle(x, w, b, {"stride": 1, "pad": 1}, np.float64, rng, api="conv2d")
+    assert workspaces and not any(ones for _, ones in workspaces)
 
 
 def test_integer_valued_inputs_give_exact_results(rng):

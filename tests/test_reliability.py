@@ -291,6 +291,21 @@ def test_non_finite_values_propagate_like_the_oracle(
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("target", ["x", "b"])
+def test_non_finite_values_meet_the_bias_in_the_gemm_like_the_oracle(value, target, rng):
+    x, w = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4)
+    {"x": x, "b": b}[target].reshape(-1)[1] = value
+    *_, geo = conv._prepare(2, x, w, b, padding=1)
+    assert conv._bias_folds(geo)  # the GEMM adds the bias, against a row of ones
+    out = convcol.conv2d(x, w, b, padding=1)
+    ref = conv_nd_naive(x, w, b, padding=1)
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10, strict=True)
+    assert not np.isfinite(out).all() and np.isfinite(out).any()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_non_finite_dout_under_a_window_of_padding_only(value, rng):
     # Output 0's dilated taps (0, 2, 4) all land in the padding, so the oracle's dw has
@@ -670,9 +685,9 @@ class TestWorkspace:
         w = rng.standard_normal((3, 4, 3, 3))
         dout = rng.standard_normal((2, 3, 9, 10))
         whole = (convcol.conv2d(x, w, padding=1), *convcol.conv2d_backward(dout, x, w, padding=1))
-        # One output row's workspace: its columns (C * K * Wo) and the 3 padded input rows,
-        # 12 wide, they read (C * 3 * 12), 8 bytes each.
-        row = (4 * 9 * 10 + 4 * 3 * 12) * 8
+        # One output row's workspace: its columns and a row of ones for a bias ((C * K + 1)
+        # * Wo) and the 3 padded input rows, 12 wide, they read (C * 3 * 12), 8 bytes each.
+        row = ((4 * 9 + 1) * 10 + 4 * 3 * 12) * 8
         for limit in (row, 2 * row, 5 * row):
             with convcol.workspace_limit(limit):
                 parts = (
@@ -718,7 +733,9 @@ class TestWorkspace:
         tracemalloc.start()
         with (
             convcol.workspace_limit(10_000),
-            pytest.raises(ConvError, match=r"needs 12480 bytes .*x.shape=\(1, 32, 32, 4\)"),
+            # ((C * K + 1) * Wo columns, a row of ones for a bias among them, and 3 padded
+            # rows of C * 34) * 8 bytes: channels first, as computed (channels last: 9216)
+            pytest.raises(ConvError, match=r"needs 12736 bytes .*x.shape=\(1, 32, 32, 4\)"),
         ):
             convcol.conv2d(x, w, padding=1, data_format="channels_last")
         _, peak = tracemalloc.get_traced_memory()
@@ -751,7 +768,9 @@ class TestWorkspace:
             convcol.workspace_limit(2**20),
             pytest.raises(
                 ConvError,
-                match=r"one output row needs 1546240 bytes \(1.5 MiB\) of workspace \(the "
+                # ((C * K + 1) * Wo + C * 5 * 104) * 8: the row's columns and a row of ones
+                # for a bias, and the 5 padded input rows it reads
+                match=r"one output row needs 1547040 bytes \(1.5 MiB\) of workspace \(the "
                 r"im2col columns or depthwise scratch it is computed in, and the padded input "
                 r"rows it reads\) but the workspace limit is 1048576 bytes",
             ),
