@@ -144,22 +144,29 @@ def _phases(geo: ConvGeometry) -> tuple[int, ...]:
     return (0,) * s if s <= 8 else ()
 
 
+def _has_ones_row(geo: ConvGeometry) -> bool:
+    """Whether the chunks' columns have room for a row of ones under them, for a bias
+    that the forward GEMM adds (``_bias_folds``): channels first, one group, not depthwise."""
+    return not geo.channels_last and geo.groups == 1 and not _is_depthwise(geo)
+
+
 def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
-    """(elements of the chunk's columns, elements of its padded input region).
+    """(elements of the chunk's columns, a row of ones under them if ``_has_ones_row``,
+    elements of its padded input region).
 
     A depthwise convolution has no columns and copies one channel at a time: per thread,
     its wide scratch (a plane, and room for the taps' reach) takes their place, and two
     padded planes (input and gradient) the region's.
     """
     positions = chunk.columns * _rows(geo)[1]
-    columns = geo.channels * geo.window * positions
+    columns = (geo.channels * geo.window + int(_has_ones_row(geo))) * positions
     if geo.channels_last:
         return columns, 0
     _, shape = _region(geo, chunk)
     if _is_depthwise(geo):
         plane = math.prod(shape[2:])
         return plane + max(_tap_offset_list(geo, shape)), 2 * plane
-    return columns + positions * (geo.groups == 1), math.prod(shape)  # (a row of ones)
+    return columns, math.prod(shape)
 
 
 def _reorder_elements(geo: ConvGeometry, chunk: _Chunk) -> int:
@@ -243,7 +250,8 @@ def _workspace(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The chunk's columns (or depthwise scratch), padded input region and reorder room
     (``_reorder_elements``, flat), in this thread's reusable buffer. With ``ones``
-    (channels first, groups 1) the columns come with a last row of ones (``_bias_folds``)."""
+    (only where ``_has_ones_row``) the columns come with a last row of ones."""
+    assert not ones or _has_ones_row(geo), geo
     n_cols, n_region = _chunk_elements(geo, chunk)
     flat = scratch(_chunk_bytes(geo, chunk, dtype.itemsize)).view(dtype)
     cols, region = flat[:n_cols], flat[n_cols : n_cols + n_region]
@@ -254,11 +262,11 @@ def _workspace(
     _, shape = _region(geo, chunk)
     if _is_depthwise(geo):  # a wide scratch (or none), two padded planes
         return cols, region.reshape(2, *shape[2:]), room
+    cols = cols.reshape(taps + int(_has_ones_row(geo)), positions)
     if ones:
-        cols = cols.reshape(taps + 1, positions)
-        cols[-1] = 1
+        cols[-1] = 1  # (each chunk: the row moves with the chunk's number of positions)
         return cols, region.reshape(shape), room
-    return cols[: taps * positions].reshape(taps, positions), region.reshape(shape), room
+    return cols[:taps], region.reshape(shape), room
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
@@ -477,8 +485,7 @@ def _bias_folds(geo: ConvGeometry) -> bool:
     (docs/design.md, "Forward"; docs/scripts/bias_in_gemm.py). Not where the weights
     outnumber the output positions, since the weights are copied to add the column
     (vgg_7x7_512: 1.05-1.14x slower)."""
-    taps = geo.channels * geo.window
-    return not geo.channels_last and geo.groups == 1 and taps <= geo.batch * geo.positions
+    return _has_ones_row(geo) and geo.channels * geo.window <= geo.batch * geo.positions
 
 
 def _im2col_pass(
@@ -491,18 +498,20 @@ def _im2col_pass(
     grad: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """One pass over ``x``'s im2col columns, chunk by chunk: the convolution into ``out``
-    (plus ``b``), if given, and the weight gradient for the output gradient ``grad``, if
-    given (returned in ``wg``'s layout), from the same columns."""
+    (plus ``b``: by the GEMM itself where ``_bias_folds``, else after it), if given, and
+    the weight gradient for the output gradient ``grad``, if given (returned in ``wg``'s
+    layout), from the same columns."""
     G = geo.groups
     dwg = None if grad is None else np.zeros(wg.shape, x.dtype)
-    fold = b is not None and out is not None and _bias_folds(geo)
-    w_out = np.concatenate([wg, b.reshape(1, -1, 1)], axis=2) if b is not None and fold else wg
+    w_out, fold = wg, False
+    if b is not None and out is not None and _bias_folds(geo):
+        w_out, fold = np.concatenate([wg, b.reshape(1, -1, 1)], axis=2), True
     for chunk in _plan(geo, x.dtype.itemsize):
-        cols, region, room = _workspace(geo, chunk, x.dtype, ones=fold)
-        with_ones, cols = (cols[None], cols[:-1]) if fold else (None, cols)  # (G is 1)
+        full, region, room = _workspace(geo, chunk, x.dtype, ones=fold)
+        cols = full[:-1] if fold else full
         _im2col_into(x, cols, region, geo, chunk)
         cols_g = _column_groups(cols, geo)
-        cols_out = cols_g if with_ones is None else with_ones
+        cols_out = full[None] if fold else cols_g  # (G is 1 where fold)
         if out is not None:
             block = _out_block(out, geo, chunk)
             if geo.channels_last:

@@ -83,3 +83,20 @@ def force_winograd(monkeypatch, m: int | None = 4) -> None:
         for dtype, each in winograd._TILES.items()
     }
     monkeypatch.setattr(winograd, "_TILES", tiles)
+
+
+@pytest.fixture
+def workspaces(monkeypatch):
+    """The (chunk, ones) of every im2col workspace handed out from here on; ``ones``: with
+    a row of ones for a bias that the forward GEMM adds."""
+    from convcol import conv
+
+    seen = []
+    workspace = conv._workspace
+
+    def spy(geo, chunk, dtype, ones=False):
+        seen.append((chunk, ones))
+        return workspace(geo, chunk, dtype, ones)
+
+    monkeypatch.setattr(conv, "_workspace", spy)
+    return seen

@@ -293,13 +293,14 @@ def test_non_finite_values_propagate_like_the_oracle(
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("target", ["x", "b"])
-def test_non_finite_values_meet_the_bias_in_the_gemm_like_the_oracle(value, target, rng):
+def test_non_finite_values_meet_the_bias_in_the_gemm_like_the_oracle(
+    value, target, rng, workspaces
+):
     x, w = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
     b = rng.standard_normal(4)
     {"x": x, "b": b}[target].reshape(-1)[1] = value
-    *_, geo = conv._prepare(2, x, w, b, padding=1)
-    assert conv._bias_folds(geo)  # the GEMM adds the bias, against a row of ones
     out = convcol.conv2d(x, w, b, padding=1)
+    assert [ones for _, ones in workspaces] == [True]  # the GEMM added the bias
     ref = conv_nd_naive(x, w, b, padding=1)
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10, strict=True)
     assert not np.isfinite(out).all() and np.isfinite(out).any()
@@ -616,6 +617,20 @@ class TestWorkspace:
             backward = lambda: convcol.conv2d_backward(dout, x, w, padding=1)  # noqa: E731
             assert_peak_within(backward, limit, results)
 
+    def test_a_bias_the_gemm_adds_costs_one_copy_of_the_weights(self, rng, workspaces):
+        # The weights with the bias as a last column (conv._bias_folds), beside the output.
+        x, w, b = (
+            rng.standard_normal((8, 64, 12, 12)),
+            rng.standard_normal((64, 64, 3, 3)),
+            rng.standard_normal(64),
+        )
+        limit = 2**20  # a sample's columns and their row of ones: 577 * 144 * 8 bytes
+        out_bytes = x.shape[0] * w.shape[0] * 144 * 8
+        with convcol.workspace_limit(limit):
+            call = lambda: convcol.conv2d(x, w, b, padding=1)  # noqa: E731
+            assert_peak_within(call, limit, out_bytes + w.nbytes + b.nbytes)
+        assert workspaces and all(ones for _, ones in workspaces)
+
     @pytest.mark.parametrize("route", ["im2col", "winograd"])
     @pytest.mark.parametrize("channels", [(16, 128), (128, 16)])
     def test_chunks_of_several_samples_stay_under_limit(self, route, channels, rng, monkeypatch):
@@ -756,7 +771,7 @@ class TestWorkspace:
         # judged: it must fall back, not refuse (regression, found in review).
         x, w = rng.standard_normal((1, 1, 1, 100)), rng.standard_normal((3, 1, 5, 5))
         opts = {"padding": ((4, 4), (0, 0))}
-        with convcol.workspace_limit(30_000):  # a row needs 23200 bytes, a swapped one 72480
+        with convcol.workspace_limit(30_000):  # a row needs 23968 bytes, a swapped one 73280
             out = convcol.conv2d(x, w, **opts)
         assert_close(out, conv_nd_naive(x, w, **opts), np.float64, 25)
 
