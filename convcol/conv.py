@@ -151,8 +151,8 @@ def _has_ones_row(geo: ConvGeometry) -> bool:
 
 
 def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
-    """(elements of the chunk's columns, a row of ones under them if ``_has_ones_row``,
-    elements of its padded input region).
+    """(elements of the chunk's columns, with a row of ones under them where
+    ``_has_ones_row``; elements of its padded input region).
 
     A depthwise convolution has no columns and copies one channel at a time: per thread,
     its wide scratch (a plane, and room for the taps' reach) takes their place, and two
@@ -265,8 +265,7 @@ def _workspace(
     cols = cols.reshape(taps + int(_has_ones_row(geo)), positions)
     if ones:
         cols[-1] = 1  # (each chunk: the row moves with the chunk's number of positions)
-        return cols, region.reshape(shape), room
-    return cols[:taps], region.reshape(shape), room
+    return (cols if ones else cols[:taps]), region.reshape(shape), room
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
