@@ -120,7 +120,7 @@ def _region(geo: ConvGeometry, chunk: _Chunk) -> tuple[tuple[int, int], tuple[in
 
     Returns ``(base, shape)``: the first output (depth, row) of the chunk, whose windows
     start the copy, and the shape (nb, C, SD, SH, SW, DQ, HQ, WQ) of the phase-split copy
-    that ``kernels.pad_region`` fills (channels-first only).
+    whose planes ``kernels.im2col`` fills a channel at a time (channels-first only).
     """
     kernel, stride, _, dilation, _, (OD, OH, OW) = geo.kernel_args()
     head = (chunk.n1 - chunk.n0, geo.channels, *stride)
@@ -152,7 +152,8 @@ def _has_ones_row(geo: ConvGeometry) -> bool:
 
 def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
     """(elements of the chunk's columns, with a row of ones under them where
-    ``_has_ones_row``; elements of its padded input region).
+    ``_has_ones_row``; elements of one channel's plane of its padded input region, which
+    im2col and col2im pad each channel into in turn).
 
     A depthwise convolution has no columns and copies one channel at a time: per thread,
     its wide scratch (a plane, and room for the taps' reach) takes their place, and two
@@ -163,10 +164,10 @@ def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
     if geo.channels_last:
         return columns, 0
     _, shape = _region(geo, chunk)
+    plane = math.prod(shape[2:])
     if _is_depthwise(geo):
-        plane = math.prod(shape[2:])
         return plane + max(_tap_offset_list(geo, shape)), 2 * plane
-    return columns, math.prod(shape)
+    return columns, plane
 
 
 def _reorder_elements(geo: ConvGeometry, chunk: _Chunk) -> int:
@@ -248,8 +249,9 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
 def _workspace(
     geo: ConvGeometry, chunk: _Chunk, dtype: np.dtype, ones: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """The chunk's columns (or depthwise scratch), padded input region and reorder room
-    (``_reorder_elements``, flat), in this thread's reusable buffer. With ``ones``
+    """The chunk's columns (or depthwise scratch), a plane of its padded input region (two
+    for a depthwise convolution) and reorder room (``_reorder_elements``, flat), in this
+    thread's reusable buffer. With ``ones``
     (only where ``_has_ones_row``) the columns come with a last row of ones."""
     assert not ones or _has_ones_row(geo), geo
     n_cols, n_region = _chunk_elements(geo, chunk)
@@ -265,7 +267,7 @@ def _workspace(
     cols = cols.reshape(taps + int(_has_ones_row(geo)), positions)
     if ones:
         cols[-1] = 1  # (each chunk: the row moves with the chunk's number of positions)
-    return (cols if ones else cols[:taps]), region.reshape(shape), room
+    return (cols if ones else cols[:taps]), region.reshape(shape[2:]), room
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
@@ -283,7 +285,8 @@ def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
 def _im2col_into(
     x: np.ndarray, cols: np.ndarray, region: np.ndarray | None, geo: ConvGeometry, chunk: _Chunk
 ) -> None:
-    """Fill ``cols`` with the chunk's windows of ``x`` (padding already zeros-only)."""
+    """Fill ``cols`` with the chunk's windows of ``x`` (padding already zeros-only), channels
+    first through ``region``, a plane of scratch."""
     kernel, stride, pad, dilation, _, out_size = geo.kernel_args()
     k = _kernels()
     x5 = _as5d(x[chunk.n0 : chunk.n1], geo, geo.channels)
@@ -293,9 +296,8 @@ def _im2col_into(
         )
         return
     base, shape = _region(geo, chunk)
-    k.pad_region(x5, region, base, pad, _phases(geo))
     offs = _tap_offsets(geo, shape)
-    k.im2col(region, cols, offs, out_size, base, chunk.r0, chunk.r1)
+    k.im2col(x5, region, cols, offs, out_size, base, pad, _phases(geo), chunk.r0, chunk.r1)
 
 
 def _col2im_into(
@@ -315,10 +317,8 @@ def _col2im_into(
         )
         return
     base, shape = _region(geo, chunk)
-    region.fill(0)
     offs = _tap_offsets(geo, shape)
-    k.col2im(cols, region, offs, out_size, base, chunk.r0, chunk.r1)
-    k.unpad_add(region, dx5, base, pad, _phases(geo))
+    k.col2im(cols, region, dx5, offs, out_size, base, pad, _phases(geo), chunk.r0, chunk.r1)
 
 
 def _spatial_axes(geo: ConvGeometry) -> tuple[int, ...]:
@@ -1661,7 +1661,7 @@ def im2col(
     arr = np.ascontiguousarray(arr, dtype=compute_dtype(arr))
     chunk = _Chunk(0, geo.batch, 0, _rows(geo)[0], True)
     cols = np.empty((geo.channels * geo.window, geo.batch * geo.positions), arr.dtype)
-    _im2col_into(arr, cols, np.empty(_region(geo, chunk)[1], arr.dtype), geo, chunk)
+    _im2col_into(arr, cols, np.empty(_region(geo, chunk)[1][2:], arr.dtype), geo, chunk)
     return cols
 
 
@@ -1717,5 +1717,5 @@ def col2im(
     c = np.ascontiguousarray(c, dtype=compute_dtype(c))
     dx = np.empty(shape, c.dtype)
     chunk = _Chunk(0, geo.batch, 0, _rows(geo)[0], True)  # (zeroes dx: rows from 0)
-    _col2im_into(c, np.empty(_region(geo, chunk)[1], c.dtype), dx, geo, chunk)
+    _col2im_into(c, np.empty(_region(geo, chunk)[1][2:], c.dtype), dx, geo, chunk)
     return dx

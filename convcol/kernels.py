@@ -1,4 +1,4 @@
-"""The Numba kernels: the padded input region, im2col and col2im, and depthwise convolution.
+"""The Numba kernels: padded input planes, im2col and col2im, and depthwise convolution.
 
 Private and plain on purpose: callers (``convcol.conv``) validate, allocate every buffer with
 NumPy (its allocator gets huge pages; Numba's does not) and pass it in.
@@ -7,10 +7,10 @@ Layouts (all indices in C order, K = KD * KH * KW taps, P = OD * OH * OW outputs
 
 - channels first: ``x`` (N, C, D, H, W) and ``cols`` (C * K, N * P), row ``(c, tap)``,
   column ``(n, output)``: a window is a column, so ``w @ cols`` is the convolution. im2col
-  and col2im take not ``x`` but ``xp``, a padded, phase-split copy of the input region
-  (``pad_region``, ``unpad_add``), in which tap t of output (od, oh, ow) is element
-  ``_row_start(od, oh, ...) + offs[t] + ow`` of its channel's flattened plane: every copy is
-  a contiguous run with no bounds logic.
+  and col2im copy each channel of the input region to (or from) a padded, phase-split plane
+  first (``_pad_plane``, ``_unpad_plane``), in which tap t of output (od, oh, ow) is element
+  ``_row_start(od, oh, ...) + offs[t] + ow`` of the flattened plane: every copy is a
+  contiguous run with no bounds logic.
 - channels last: ``x`` (N, D, H, W, C) and ``cols`` (N * P, C * K), row ``(n, output)``,
   column ``(g, tap, c % Cg)`` for channel c of group g: a window is a row, copied as runs of
   Cg contiguous channels, and ``cols @ w.T`` is the convolution, already channels-last.
@@ -38,9 +38,10 @@ def _valid_range(off, stride, n_in, n_out):
     return lo, max(lo, hi)
 
 
-# Channels first, the kernels work on a padded copy of the input region a chunk reads, ``xp``
-# (nb, C, SD, SH, SW, DQ, HQ, WQ): from output depth and row ``base`` on, the padded input
-# split by phase along every axis (S* the strides), so that padded element
+# Channels first, the kernels work on a padded copy of the input region a chunk reads, one
+# channel's plane (SD, SH, SW, DQ, HQ, WQ) at a time (``xp`` (nb, C, ...) for all of them in
+# pad_region): from output depth and row ``base`` on, the padded input split by phase along
+# every axis (S* the strides), so that padded element
 # (d, h, w) = (base[0] * SD + SD * i + pd, base[1] * SH + SH * j + ph, SW * k + q) is
 # ``xp[..., pd, ph, q, i, j, k]``. Each tap then reads a plane of its phase that moves by
 # one element per output along every axis, as in a stride-1 convolution: output (od, oh, ow)
@@ -217,73 +218,79 @@ def pad_region(x, xp, base, pad, phases):
             _pad_plane(x[n, c], xp[n, c], base, pad, phases, lo, hi)
 
 
-@numba.njit(cache=True, nogil=True)
-def unpad_add(xp, dx, base, pad, phases):
-    # The adjoint of pad_region.
-    lo, hi = _phase_runs(phases, xp, pad[2], dx.shape[4])
-    for n in range(dx.shape[0]):
-        for c in range(dx.shape[1]):
-            _unpad_plane(xp[n, c], dx[n, c], base, pad, phases, lo, hi)
-
-
 @numba.njit(cache=True, inline="always")
 def _row_start(od, oh, base, HQ, WQ):
     # Where output row (od, oh) starts in a flattened plane of the padded copy.
     return ((od - base[0]) * HQ + oh - base[1]) * WQ
 
 
-@numba.njit(cache=True, nogil=True)
-def im2col(xp, cols, offs, out_size, base, r0, r1):
-    # cols (C * T, nb * R * OW): row (c, t), column (n, output row r0 + r, ow). Flat
-    # unsigned indices, not views: a view per row costs as much as copying a short row
-    # (1.5x faster on 16- to 56-wide rows).
-    nb, C = xp.shape[:2]
-    HQ, WQ = xp.shape[6:]
-    src, dst = xp.reshape(-1), cols.reshape(-1)
-    plane, T, M = src.size // max(1, nb * C), offs.shape[0], cols.shape[1]
+# im2col and col2im take the input (or dx) itself and one channel's padded plane of scratch:
+# each channel is padded into the plane and its taps copied out of it (or added into it and
+# the plane added back) before the next, so the plane stays in L1 and the input is read
+# once. Padding the whole chunk's region first and copying from it went through memory
+# twice more: r50_3x3_s2's columns took 1.3x as long (docs/design.md, "The padded input
+# region").
+
+
+@numba.njit(cache=True, inline="always")
+def _tap_rows(padded, p0, cols, c0, out_size, base, HQ, WQ, r0, R, add):
+    # One tap's output rows r0 .. r0 + R: padded[p0 + row start + ow] to cols[c0 + r * OW +
+    # ow], both flat, or with ``add`` the other way, added. Flat unsigned indices, not
+    # views: a view per row costs as much as copying a short row (1.5x faster on 16- to
+    # 56-wide rows).
     _, OH, OW = out_size
-    R = r1 - r0
+    od, oh = r0 // OH, r0 % OH
+    for r in range(R):
+        p = p0 + _row_start(od, oh, base, HQ, WQ)
+        c = c0 + r * OW
+        if add:
+            for ow in range(OW):
+                padded[np.uint64(p + ow)] += cols[np.uint64(c + ow)]
+        else:
+            for ow in range(OW):
+                cols[np.uint64(c + ow)] = padded[np.uint64(p + ow)]
+        oh += 1  # no division per row: that alone cost 10-20%
+        if oh == OH:
+            oh, od = 0, od + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def im2col(x, plane, cols, offs, out_size, base, pad, phases, r0, r1):
+    # cols (C * T, nb * R * OW): row (c, t), column (n, output row r0 + r, ow), from x
+    # (nb, C, D, H, W) through the padded plane (SD, SH, SW, DQ, HQ, WQ).
+    nb, C = x.shape[:2]
+    HQ, WQ = plane.shape[4:]
+    T, M, R, OW = offs.shape[0], cols.shape[1], r1 - r0, out_size[2]
     if R <= 0:  # no rows (then OH may be 0, and r0 // OH an error)
         return
+    lo, hi = _phase_runs(phases, plane, pad[2], x.shape[4])
+    flat, out = plane.reshape(-1), cols.reshape(-1)
     for n in range(nb):
         for c in range(C):
+            _pad_plane(x[n, c], plane, base, pad, phases, lo, hi)
             for t in range(T):
-                s0, d0 = (n * C + c) * plane + offs[t], (c * T + t) * M + n * R * OW
-                od, oh = r0 // OH, r0 % OH
-                for r in range(R):
-                    s = s0 + _row_start(od, oh, base, HQ, WQ)
-                    d = d0 + r * OW
-                    for ow in range(OW):
-                        dst[np.uint64(d + ow)] = src[np.uint64(s + ow)]
-                    oh += 1  # no division per row: that alone cost 10-20%
-                    if oh == OH:
-                        oh, od = 0, od + 1
+                c0 = (c * T + t) * M + n * R * OW
+                _tap_rows(flat, offs[t], out, c0, out_size, base, HQ, WQ, r0, R, False)
 
 
 @numba.njit(cache=True, nogil=True)
-def col2im(cols, xp, offs, out_size, base, r0, r1):
-    # The adjoint of im2col: adds into xp (the caller zeroes it).
-    nb, C = xp.shape[:2]
-    HQ, WQ = xp.shape[6:]
-    src, dst = cols.reshape(-1), xp.reshape(-1)
-    plane, T, M = dst.size // max(1, nb * C), offs.shape[0], cols.shape[1]
-    _, OH, OW = out_size
-    R = r1 - r0
+def col2im(cols, plane, dx, offs, out_size, base, pad, phases, r0, r1):
+    # The adjoint of im2col: adds into dx (the caller zeroes it).
+    nb, C = dx.shape[:2]
+    HQ, WQ = plane.shape[4:]
+    T, M, R, OW = offs.shape[0], cols.shape[1], r1 - r0, out_size[2]
     if R <= 0:
         return
+    lo, hi = _phase_runs(phases, plane, pad[2], dx.shape[4])
+    flat, grad = plane.reshape(-1), cols.reshape(-1)
     for n in range(nb):
         for c in range(C):
+            for k in range(flat.shape[0]):
+                flat[k] = 0
             for t in range(T):
-                d0, s0 = (n * C + c) * plane + offs[t], (c * T + t) * M + n * R * OW
-                od, oh = r0 // OH, r0 % OH
-                for r in range(R):
-                    d = d0 + _row_start(od, oh, base, HQ, WQ)
-                    s = s0 + r * OW
-                    for ow in range(OW):
-                        dst[np.uint64(d + ow)] += src[np.uint64(s + ow)]
-                    oh += 1
-                    if oh == OH:
-                        oh, od = 0, od + 1
+                c0 = (c * T + t) * M + n * R * OW
+                _tap_rows(flat, offs[t], grad, c0, out_size, base, HQ, WQ, r0, R, True)
+            _unpad_plane(plane, dx[n, c], base, pad, phases, lo, hi)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -351,7 +358,7 @@ def col2im_cl(cols, dx, kernel, stride, pad, dilation, out_size, groups, r0, r1)
 # samples n0:n1 and the output rows r0:r1 of each, and the channels c0:c1 only, so that
 # threads can share a call (each channel's filters, weights and gradients are its own).
 # Each channel's input is copied into ``xp``, one padded, phase-split plane
-# (SD, SH, SW, DQ, HQ, WQ) laid out as pad_region's, small enough to stay in cache while
+# (SD, SH, SW, DQ, HQ, WQ) as im2col's, small enough to stay in cache while
 # its taps are read, and the output goes straight to ``out``: nothing the size of the input
 # goes through memory twice (1.3-2x faster than padding the whole chunk first).
 #

@@ -88,13 +88,13 @@ class workspace_limit:  # a context manager, named like the function it acts as
     --------
     >>> import numpy as np, convcol
     >>> x, w = np.ones((64, 16, 32, 32)), np.ones((16, 16, 3, 3))
-    >>> with convcol.workspace_limit(2**20):       # chunks of 25 output rows
+    >>> with convcol.workspace_limit(2**20):       # chunks of 28 output rows
     ...     out = convcol.conv2d(x, w, padding=1)
-    >>> with convcol.workspace_limit(32 * 2**10):  # one output row needs 49.0 KiB
+    >>> with convcol.workspace_limit(32 * 2**10):  # one output row needs 37.0 KiB
     ...     convcol.conv2d(x, w, padding=1)
     Traceback (most recent call last):
     ...
-    convcol.ConvError: one output row needs 50176 bytes (49.0 KiB) of workspace ...
+    convcol.ConvError: one output row needs 37936 bytes (37.0 KiB) of workspace ...
     """
 
     def __init__(self, nbytes: int) -> None:

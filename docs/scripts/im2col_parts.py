@@ -1,6 +1,7 @@
-"""Where the im2col route's forward pass spends its time: the padded copy of the input
-(``pad_region``), the columns (``im2col``), the GEMMs, and the rest (the output's
-allocation and bias, reorders, Python), on suite shapes, with Winograd's route turned off.
+"""Where the im2col route's forward pass spends its time: the columns (``im2col``, each
+channel's padded copy included; until 2026-12-03 ``pad_region`` padded a chunk's input
+first, in a pass of its own), the GEMMs, and the rest (the output's allocation, reorders,
+Python), on suite shapes, with Winograd's route turned off.
 
 python docs/scripts/im2col_parts.py cifar_3x3 r50_3x3_s2 float64
 
@@ -33,8 +34,7 @@ def timed(fn, name):
 
 
 kernels = conv._kernels()
-for name in ("pad_region", "im2col"):
-    setattr(kernels, name, timed(getattr(kernels, name), name))
+kernels.im2col = timed(kernels.im2col, "im2col")
 np.matmul = timed(np.matmul, "matmul")  # conv calls it as np.matmul
 for dtype in list(winograd._TILES):
     winograd._TILES[dtype] = ()
