@@ -89,6 +89,11 @@ _CHUNK_BYTES = 8 * 2**20
 # with fewer columns than weights those passes cost more than cache-sized columns save
 # (vgg_7x7_512, whose 3 chunks of 8 MiB became one: docs/design.md, "Memory and chunks").
 _CHUNKS_PER_WEIGHTS = 2
+# Samples share a chunk (one GEMM, then a reorder of its output) only if this many fit:
+# where two would, one at a time took 0.94-0.96 of the time on r50_3x3_s2 and 0.89-0.96 on
+# googlenet_5x5's swapped convolution (float32, forward and forward+backward; the only
+# suite shapes with room for two).
+_MIN_SAMPLES_SHARING = 3
 
 
 @dataclass(frozen=True)
@@ -227,7 +232,8 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
         # A depthwise chunk's workspace is one channel's, whatever the number of samples.
         # Several samples also need room to reorder their outputs (_reorder_elements).
         reorder = _reorder_elements(geo, _Chunk(0, 2, 0, rows, True)) // 2 * itemsize
-        step = geo.batch if _is_depthwise(geo) else max(1, budget // (sample_bytes + reorder))
+        step = max(1, budget // (sample_bytes + reorder))
+        step = geo.batch if _is_depthwise(geo) else step if step >= _MIN_SAMPLES_SHARING else 1
         return [
             _Chunk(n0, min(n0 + step, geo.batch), 0, rows, True) for n0 in range(0, geo.batch, step)
         ]

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from oracle_cases import CASES
 
 import convcol
+from convcol import conv
+from convcol.geometry import conv_geometry
 from convcol.naive import (
     conv_backward_naive,
     conv_forward_naive,
@@ -145,8 +147,6 @@ def test_random_configs_match_oracle(config, dtype, api, seed):
 def test_weight_gradient_in_either_gemm_orientation_matches_oracle(dtype, rng, monkeypatch):
     # Few filters, many taps and enough positions: dw's GEMM runs with the taps on the left
     # and its product transposed (conv._transposed_dw_pays); the named cases are too small.
-    from convcol import conv
-
     taken = []
     pays = conv._transposed_dw_pays
     monkeypatch.setattr(conv, "_transposed_dw_pays", lambda *a: taken.append(pays(*a)) or taken[-1])
@@ -165,19 +165,36 @@ def test_weight_gradient_in_either_gemm_orientation_matches_oracle(dtype, rng, m
     assert_close(dw, want, dtype, 3 * 16 * 16, mags[1])
 
 
-def test_chunked_batch_matches_unchunked(rng):
+def test_chunked_batch_matches_unchunked(rng, workspaces):
     x = rng.standard_normal((7, 3, 9, 9))
     w = rng.standard_normal((4, 3, 3, 3))
     dout = rng.standard_normal((7, 4, 9, 9))
     whole = (convcol.conv2d(x, w, padding=1), *convcol.conv2d_backward(dout, x, w, padding=1))
-    # A workspace for two samples' columns: the batch goes through in chunks of 2, 2, 2, 1.
-    with convcol.workspace_limit(2 * 3 * 9 * 81 * 8):
+    # A workspace for three samples' columns and output rows (28 + 4 rows of 81) and one
+    # padded plane: the batch goes through in chunks of 3, 3, 1.
+    with convcol.workspace_limit(4 * 3 * 9 * 81 * 8):
         chunked = (
             convcol.conv2d(x, w, padding=1),
             *convcol.conv2d_backward(dout, x, w, padding=1),
         )
     for a, c in zip(whole, chunked, strict=True):
         np.testing.assert_allclose(c, a, rtol=1e-13, atol=1e-13, strict=True)
+    sizes = [c.n1 - c.n0 for c, _ in workspaces]
+    assert sizes[:2] == [7, 7] and sizes[2:] == [3, 3, 1] * 2, sizes  # whole, then chunked
+
+
+def test_two_samples_do_not_share_a_chunk(rng, workspaces):
+    # Room for two samples (21704 bytes each here) gives chunks of one: two in one GEMM and
+    # a reorder were slower than one at a time (conv._MIN_SAMPLES_SHARING).
+    x, w = rng.standard_normal((5, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
+    with convcol.workspace_limit(2 * 21704 + 1000):
+        out = convcol.conv2d(x, w, padding=1)
+    assert [c.n1 - c.n0 for c, _ in workspaces] == [1] * 5
+    np.testing.assert_allclose(out, conv_nd_naive(x, w, padding=1), rtol=1e-10, atol=1e-10,
+                               strict=True)  # fmt: skip
+    # A depthwise chunk holds one channel's planes whatever its samples: the whole batch.
+    geo = conv_geometry((2, 3, 9, 9), (3, 1, 3, 3), None, 2, padding=1, groups=3)
+    assert conv._plan(geo, 8) == [conv._Chunk(0, 2, 0, 9, True)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
@@ -185,10 +202,10 @@ def test_chunked_batch_matches_unchunked(rng):
     "x_shape, limit, kind",
     [
         ((3, 3, 9, 9), None, "the batch"),
-        # An output reorder after each GEMM: 2 (float64) or 4 (float32) samples a chunk, at
+        # An output reorder after each GEMM: 3 (float64) or 6 (float32) samples a chunk, at
         # 28 rows of columns and 4 of output, 81 positions each, a sample (and an 11 x 11
         # padded plane).
-        ((6, 3, 9, 9), 3 * 2**14, "samples"),
+        ((8, 3, 9, 9), 2**16, "samples"),
         ((2, 3, 30, 30), 2**15, "rows"),
     ],
 )
