@@ -89,7 +89,8 @@ _CHUNK_BYTES = 8 * 2**20
 # with fewer columns than weights those passes cost more than cache-sized columns save
 # (vgg_7x7_512, whose 3 chunks of 8 MiB became one: docs/design.md, "Memory and chunks").
 _CHUNKS_PER_WEIGHTS = 2
-# Samples share a chunk (one GEMM, then a reorder of its output) only if this many fit:
+# Samples share a chunk (one GEMM, then a reorder of its output) only if the budget has
+# room for this many (a batch, or a last chunk, of two still shares one):
 # where two would, one at a time took 0.94-0.96 of the time on r50_3x3_s2 and 0.89-0.94 on
 # googlenet_5x5's swapped convolution (float32, forward and forward+backward; the only
 # suite shapes with room for two) in two runs, 0.96-1.24 in a noisier third.

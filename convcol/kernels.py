@@ -226,10 +226,10 @@ def _row_start(od, oh, base, HQ, WQ):
 
 # im2col and col2im take the input (or dx) itself and one channel's padded plane of scratch:
 # each channel is padded into the plane and its taps copied out of it (or added into it and
-# the plane added back) before the next, so the plane stays in L1 and the input is read
-# once. Padding the whole chunk's region first and copying from it went through memory
-# twice more: r50_3x3_s2's columns took 1.3x as long (docs/design.md, "The padded input
-# region").
+# the plane added back) before the next, so the plane stays in cache and the input is read
+# from memory once. Padding the whole chunk's region first and copying from it went through
+# memory twice more, and its buffer left less of the workspace to the columns
+# (docs/design.md, "The padded input region").
 
 
 @numba.njit(cache=True, inline="always")

@@ -170,9 +170,9 @@ def test_chunked_batch_matches_unchunked(rng, workspaces):
     w = rng.standard_normal((4, 3, 3, 3))
     dout = rng.standard_normal((7, 4, 9, 9))
     whole = (convcol.conv2d(x, w, padding=1), *convcol.conv2d_backward(dout, x, w, padding=1))
-    # A workspace for three samples' columns and output rows (28 + 4 rows of 81) and one
-    # padded plane: the batch goes through in chunks of 3, 3, 1.
-    with convcol.workspace_limit(4 * 3 * 9 * 81 * 8):
+    # Room for three samples (21704 bytes each: 28 rows of columns and 4 of output, 81
+    # positions, and a padded plane): the batch goes through in chunks of 3, 3, 1.
+    with convcol.workspace_limit(3 * 21704 + 1000):
         chunked = (
             convcol.conv2d(x, w, padding=1),
             *convcol.conv2d_backward(dout, x, w, padding=1),
@@ -192,9 +192,11 @@ def test_two_samples_do_not_share_a_chunk(rng, workspaces):
     assert [c.n1 - c.n0 for c, _ in workspaces] == [1] * 5
     np.testing.assert_allclose(out, conv_nd_naive(x, w, padding=1), rtol=1e-10, atol=1e-10,
                                strict=True)  # fmt: skip
-    # A depthwise chunk holds one channel's planes whatever its samples: the whole batch.
+    # A depthwise chunk holds one channel's planes whatever its samples: the whole batch,
+    # even where the rule would count room for two (3096 bytes a sample).
     geo = conv_geometry((2, 3, 9, 9), (3, 1, 3, 3), None, 2, padding=1, groups=3)
-    assert conv._plan(geo, 8) == [conv._Chunk(0, 2, 0, 9, True)]
+    with convcol.workspace_limit(2 * 3096):
+        assert conv._plan(geo, 8) == [conv._Chunk(0, 2, 0, 9, True)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])

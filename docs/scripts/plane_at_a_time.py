@@ -6,7 +6,9 @@ im2col's route, forward and forward+backward.
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python docs/scripts/plane_at_a_time.py
 
 The old way is rebuilt here: its two kernels, and the engine's workspace and chunk sizes
-with a whole region per chunk (so its chunks hold fewer columns, as they did). The
+with a whole region per chunk (so its chunks hold fewer columns, as they did), but both
+ways plan their chunks with today's ``conv._plan``, whose rule that samples share a chunk
+only where three fit is newer (cifar_3x3 float32: the old way in 32 chunks, not 16). The
 candidates alternate in one process, each figure the fastest of its rounds
 (``convcol.bench.interleaved_minimum``); the old way is timed twice, as two candidates,
 and their ratio ("A/A") shows how far two runs of the same code differ here. Winograd's
