@@ -90,8 +90,8 @@ _CHUNK_BYTES = 8 * 2**20
 # (vgg_7x7_512, whose 3 chunks of 8 MiB became one: docs/design.md, "Memory and chunks").
 _CHUNKS_PER_WEIGHTS = 2
 # Samples share a chunk (one GEMM, then a reorder of its output) only if the budget has
-# room for this many (a batch, or a last chunk, of two still shares one):
-# where two would, one at a time took 0.94-0.96 of the time on r50_3x3_s2 and 0.89-0.94 on
+# room for this many (a batch, or a last chunk, of two still shares one). Where it had
+# room for two, one at a time took 0.94-0.96 of the time on r50_3x3_s2 and 0.89-0.94 on
 # googlenet_5x5's swapped convolution (float32, forward and forward+backward; the only
 # suite shapes with room for two) in two runs, 0.96-1.24 in a noisier third.
 _MIN_SAMPLES_SHARING = 3
@@ -122,16 +122,16 @@ def _rows(geo: ConvGeometry) -> tuple[int, int]:
 # the chunks of a call share their geometry.
 @functools.lru_cache(maxsize=256)
 def _region(geo: ConvGeometry, chunk: _Chunk) -> tuple[tuple[int, int], tuple[int, ...]]:
-    """Where the chunk's windows lie in the padded input, and the shape of its copy.
+    """Where the chunk's windows lie in the padded input, and the shape of one channel's
+    copy of it.
 
     Returns ``(base, shape)``: the first output (depth, row) of the chunk, whose windows
-    start the copy, and the shape (nb, C, SD, SH, SW, DQ, HQ, WQ) of the phase-split copy
-    whose planes ``kernels.im2col`` fills a channel at a time (channels-first only).
+    start the copy, and the shape (SD, SH, SW, DQ, HQ, WQ) of the phase-split plane that
+    the kernels pad each channel into in turn (channels-first only).
     """
     kernel, stride, _, dilation, _, (OD, OH, OW) = geo.kernel_args()
-    head = (chunk.n1 - chunk.n0, geo.channels, *stride)
     if 0 in (OD, OH, OW) or chunk.r1 <= chunk.r0:  # no outputs (transposed input of size 0)
-        return (0, 0), (*head, 0, 0, 0)
+        return (0, 0), (*stride, 0, 0, 0)
     # Whole samples, or a run of rows within one depth plane (_plan).
     (od0, oh0), (od1, oh1) = divmod(chunk.r0, OH), divmod(chunk.r1 - 1, OH)
     assert chunk.whole or od0 == od1, chunk
@@ -141,7 +141,7 @@ def _region(geo: ConvGeometry, chunk: _Chunk) -> tuple[tuple[int, int], tuple[in
         o + -(-((k - 1) * d + 1) // s)
         for o, k, d, s in zip(last, kernel, dilation, stride, strict=True)
     ]
-    return (od0, oh0), (*head, *q)
+    return (od0, oh0), (*stride, *q)
 
 
 def _phases(geo: ConvGeometry) -> tuple[int, ...]:
@@ -170,7 +170,7 @@ def _chunk_elements(geo: ConvGeometry, chunk: _Chunk) -> tuple[int, int]:
     if geo.channels_last:
         return columns, 0
     _, shape = _region(geo, chunk)
-    plane = math.prod(shape[2:])
+    plane = math.prod(shape)
     if _is_depthwise(geo):
         return plane + max(_tap_offset_list(geo, shape)), 2 * plane
     return columns, plane
@@ -234,7 +234,10 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
         # Several samples also need room to reorder their outputs (_reorder_elements).
         reorder = _reorder_elements(geo, _Chunk(0, 2, 0, rows, True)) // 2 * itemsize
         step = max(1, budget // (sample_bytes + reorder))
-        step = geo.batch if _is_depthwise(geo) else step if step >= _MIN_SAMPLES_SHARING else 1
+        if _is_depthwise(geo):
+            step = geo.batch
+        elif step < _MIN_SAMPLES_SHARING:
+            step = 1
         return [
             _Chunk(n0, min(n0 + step, geo.batch), 0, rows, True) for n0 in range(0, geo.batch, step)
         ]
@@ -270,11 +273,11 @@ def _workspace(
         return cols.reshape(positions, taps), None, room
     _, shape = _region(geo, chunk)
     if _is_depthwise(geo):  # a wide scratch (or none), two padded planes
-        return cols, region.reshape(2, *shape[2:]), room
+        return cols, region.reshape(2, *shape), room
     cols = cols.reshape(taps + int(_has_ones_row(geo)), positions)
     if ones:
         cols[-1] = 1  # (each chunk: the row moves with the chunk's number of positions)
-    return (cols if ones else cols[:taps]), region.reshape(shape[2:]), room
+    return (cols if ones else cols[:taps]), region.reshape(shape), room
 
 
 def _as5d(a: np.ndarray, geo: ConvGeometry, channels: int) -> np.ndarray:
@@ -818,8 +821,8 @@ def _wide_length(region_shape: tuple[int, ...], offs: tuple[int, ...]) -> int:
     """How far the depthwise kernels' wide rows run (kernels.py): every output of a plane,
     with the garbage columns between its rows, lies in the first DQ * HQ * WQ elements, and
     no tap may leave the plane."""
-    plane = math.prod(region_shape[2:])
-    return max(0, min(math.prod(region_shape[5:]), plane - max(offs)))
+    plane = math.prod(region_shape)
+    return max(0, min(math.prod(region_shape[3:]), plane - max(offs)))
 
 
 # The most taps kernels.depthwise_forward unrolls in one group: above 16 LLVM stops
@@ -835,7 +838,7 @@ def _tap_offsets(geo: ConvGeometry, region_shape: tuple[int, ...]) -> np.ndarray
 @functools.lru_cache(maxsize=256)  # asked for by every chunk; np.indices costs ~10 us
 def _tap_offset_list(geo: ConvGeometry, region_shape: tuple[int, ...]) -> tuple[int, ...]:
     kernel, _, _, dilation, _, _ = geo.kernel_args()
-    _, _, sd, sh, sw, dq, hq, wq = region_shape
+    sd, sh, sw, dq, hq, wq = region_shape
     a, b, c = np.indices(kernel).reshape(3, -1) * np.array(dilation)[:, None]
     phase = ((a % sd) * sh + b % sh) * sw + c % sw
     return tuple((phase * (dq * hq * wq) + ((a // sd) * hq + b // sh) * wq + c // sw).tolist())
@@ -1668,7 +1671,7 @@ def im2col(
     arr = np.ascontiguousarray(arr, dtype=compute_dtype(arr))
     chunk = _Chunk(0, geo.batch, 0, _rows(geo)[0], True)
     cols = np.empty((geo.channels * geo.window, geo.batch * geo.positions), arr.dtype)
-    _im2col_into(arr, cols, np.empty(_region(geo, chunk)[1][2:], arr.dtype), geo, chunk)
+    _im2col_into(arr, cols, np.empty(_region(geo, chunk)[1], arr.dtype), geo, chunk)
     return cols
 
 
@@ -1724,5 +1727,5 @@ def col2im(
     c = np.ascontiguousarray(c, dtype=compute_dtype(c))
     dx = np.empty(shape, c.dtype)
     chunk = _Chunk(0, geo.batch, 0, _rows(geo)[0], True)  # (zeroes dx: rows from 0)
-    _col2im_into(c, np.empty(_region(geo, chunk)[1][2:], c.dtype), dx, geo, chunk)
+    _col2im_into(c, np.empty(_region(geo, chunk)[1], c.dtype), dx, geo, chunk)
     return dx

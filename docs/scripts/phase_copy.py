@@ -56,7 +56,7 @@ def per_plane(shape, dtype):
     geo = conv_geometry((1, shape.c, shape.h, shape.w), w_shape, None, 2, **shape.options())
     rows = conv._rows(geo)[0]
     base, region = conv._region(geo, conv._Chunk(0, 1, 0, rows, True))
-    xp, out = np.zeros((1, 1, *region[2:]), dtype), np.empty_like(x)
+    xp, out = np.zeros((1, 1, *region), dtype), np.empty_like(x)
     pad, phases = geo.kernel_args()[2], conv._phases(geo)
     best = interleaved_minimum(
         {

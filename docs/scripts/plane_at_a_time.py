@@ -87,11 +87,16 @@ PATCHED = ("_chunk_elements", "_workspace", "_im2col_into", "_col2im_into")
 new = {k: getattr(conv, k) for k in PATCHED}
 
 
+def region_shape(geo, chunk):
+    """The old buffer: every channel's plane for each of the chunk's samples."""
+    return (chunk.n1 - chunk.n0, geo.channels, *conv._region(geo, chunk)[1])
+
+
 def old_chunk_elements(geo, chunk):
     columns, plane = new["_chunk_elements"](geo, chunk)
     if geo.channels_last or conv._is_depthwise(geo):
         return columns, plane
-    return columns, math.prod(conv._region(geo, chunk)[1])
+    return columns, math.prod(region_shape(geo, chunk))
 
 
 def old_workspace(geo, chunk, dtype, ones=False):
@@ -102,7 +107,7 @@ def old_workspace(geo, chunk, dtype, ones=False):
     cols = flat[:n_cols].reshape(taps + 1, positions)
     if ones:
         cols[-1] = 1
-    region = flat[n_cols : n_cols + n_region].reshape(conv._region(geo, chunk)[1])
+    region = flat[n_cols : n_cols + n_region].reshape(region_shape(geo, chunk))
     return (cols if ones else cols[:taps]), region, room
 
 
