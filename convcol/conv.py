@@ -228,12 +228,15 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
     """
     rows, _ = _rows(geo)
     row_bytes, budget = _budget(geo, itemsize)
-    sample_bytes = max(1, _chunk_bytes(geo, _Chunk(0, 1, 0, rows, True), itemsize))
+    one = _Chunk(0, 1, 0, rows, True)
+    sample_bytes = max(1, _chunk_bytes(geo, one, itemsize))
     if sample_bytes <= budget:
         # A depthwise chunk's workspace is one channel's, whatever the number of samples.
-        # Several samples also need room to reorder their outputs (_reorder_elements).
+        # Otherwise each sample adds its columns, and room to reorder the outputs
+        # (_reorder_elements), but the chunk keeps one padded plane for all of them.
+        columns, plane = (e * itemsize for e in _chunk_elements(geo, one))
         reorder = _reorder_elements(geo, _Chunk(0, 2, 0, rows, True)) // 2 * itemsize
-        step = max(1, budget // (sample_bytes + reorder))
+        step = max(1, (budget - plane) // max(1, columns + reorder))
         if _is_depthwise(geo):
             step = geo.batch
         elif step < _MIN_SAMPLES_SHARING:
