@@ -348,6 +348,7 @@ def plot(results: dict[str, Any], path: str) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter
     except ImportError as e:
         raise SystemExit("--plot needs matplotlib: pip install 'convcol[bench]'") from e
     rows = [r for r in results["rows"] if "torch" in r["ratios"]]
@@ -363,6 +364,11 @@ def plot(results: dict[str, Any], path: str) -> None:
         ax.barh(labels, values, color=colors)
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_xscale("log")
+        # Plain labels at a few round ratios: log axes label every minor tick in powers of
+        # ten by default, and those overlapped.
+        ticks = [t for t in (0.1, 0.25, 0.5, 1, 2, 4, 8) if min(values) / 2 < t < max(values) * 2]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{pass_}: convcol time / PyTorch time (< 1: convcol faster)")
         ax.invert_yaxis()
     fig.tight_layout()
