@@ -228,19 +228,17 @@ def _plan(geo: ConvGeometry, itemsize: int) -> list[_Chunk]:
     """
     rows, _ = _rows(geo)
     row_bytes, budget = _budget(geo, itemsize)
-    one = _Chunk(0, 1, 0, rows, True)
-    sample_bytes = max(1, _chunk_bytes(geo, one, itemsize))
-    if sample_bytes <= budget:
-        # A depthwise chunk's workspace is one channel's, whatever the number of samples.
-        # Otherwise each sample adds its columns, and room to reorder the outputs
-        # (_reorder_elements), but the chunk keeps one padded plane for all of them.
-        columns, plane = (e * itemsize for e in _chunk_elements(geo, one))
-        reorder = _reorder_elements(geo, _Chunk(0, 2, 0, rows, True)) // 2 * itemsize
-        step = max(1, (budget - plane) // max(1, columns + reorder))
-        if _is_depthwise(geo):
+    columns, plane = (e * itemsize for e in _chunk_elements(geo, _Chunk(0, 1, 0, rows, True)))
+    if columns + plane <= budget:
+        if _is_depthwise(geo):  # its workspace is one channel's, whatever the samples
             step = geo.batch
-        elif step < _MIN_SAMPLES_SHARING:
-            step = 1
+        else:
+            # Each sample adds its columns and room to reorder the outputs
+            # (_reorder_elements); the chunk keeps one padded plane for all of them.
+            reorder = _reorder_elements(geo, _Chunk(0, 2, 0, rows, True)) // 2 * itemsize
+            step = (budget - plane) // max(1, columns + reorder)
+            if step < _MIN_SAMPLES_SHARING:
+                step = 1
         return [
             _Chunk(n0, min(n0 + step, geo.batch), 0, rows, True) for n0 in range(0, geo.batch, step)
         ]

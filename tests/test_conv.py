@@ -186,8 +186,9 @@ def test_chunked_batch_matches_unchunked(rng, workspaces):
 
 
 def test_two_samples_do_not_share_a_chunk(rng, workspaces):
-    # Room for two samples (21704 bytes each here) gives chunks of one: two in one GEMM and
-    # a reorder were slower than one at a time (conv._MIN_SAMPLES_SHARING).
+    # Room for two samples (20736 bytes each here, and the chunk's one 968-byte padded
+    # plane) gives chunks of one: two in one GEMM and a reorder were slower than one at a
+    # time (conv._MIN_SAMPLES_SHARING).
     x, w = rng.standard_normal((5, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
     with convcol.workspace_limit(2 * 21704 + 1000):
         out = convcol.conv2d(x, w, padding=1)
