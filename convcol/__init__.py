@@ -3,6 +3,20 @@
 The fast path lays input windows out as matrix columns (im2col, a Numba kernel) and does one
 GEMM; the backward pass is two GEMMs and a col2im scatter-add. ``convcol.naive`` holds the
 plain-loop oracle every fast result is tested against.
+
+Where to start:
+
+- ``conv2d`` and ``conv2d_backward`` (``conv1d``, ``conv3d``, ``conv_transpose2d``...): the
+  functions, with PyTorch's options (stride, padding, dilation, groups, padding modes,
+  channels-last data);
+- ``Conv2d`` and the other layers: ``forward`` and ``backward`` for a NumPy net;
+- ``conv_forward`` and ``conv_backward``: drop-in replacements for cs231n's
+  ``conv_forward_naive`` and ``conv_backward_naive``;
+- ``naive``, the oracle, and ``check_conv`` (``convcol check`` in a shell): your own
+  convolution checked against it; ``gradcheck``: gradients against finite differences;
+- ``workspace_limit``: the memory the fast path may use; ``ConvError``: the one exception
+  bad input raises;
+- ``convcol bench`` in a shell: the speed against the naive loops, NumPy and PyTorch.
 """
 
 from . import gradcheck, naive

@@ -23,9 +23,13 @@ import numpy as np
 from .naive import conv_backward_naive, conv_forward_naive
 from .validation import ConvError
 
-__all__ = ["CheckReport", "Config", "Failure", "check_conv", "load_function"]
+__all__ = ["CheckReport", "Config", "Failure", "check_conv", "check_options", "load_function"]
 
 OUTPUTS = ("out", "dx", "dw", "db")
+# Findings that are not a wrong value: a call that raised, returned the wrong structure, or
+# changed an argument in place (a net's layers share their arrays: the next layer, or the
+# backward pass, would see the change). Reported in this order, before the outputs.
+PROBLEMS = ("raised", "returned", "modified")
 
 
 @dataclass(frozen=True)
@@ -78,12 +82,14 @@ class Config:
 class Failure:
     """The smallest failing configuration found for one output."""
 
-    output: str  # 'out', 'dx', 'dw', 'db', or 'raised'
+    output: str  # one of OUTPUTS or PROBLEMS
     config: Config
     message: str
     error: float = math.nan
     index: tuple[int, ...] | None = None
     snippet: str = ""
+    got: float = math.nan  # the values at ``index``
+    expected: float = math.nan
 
     def __str__(self) -> str:
         lines = [
@@ -91,7 +97,10 @@ class Failure:
             f"  smallest failing case: {self.config.describe()}",
         ]
         if self.index is not None:
-            lines.append(f"  worst error {self.error:.3g} at index {self.index}")
+            lines.append(
+                f"  worst error {self.error:.3g} at index {self.index}: got {self.got:.6g}, "
+                f"expected {self.expected:.6g}"
+            )
         lines.append("  reproduce with:")
         lines += ["    " + s for s in self.snippet.splitlines()]
         return "\n".join(lines)
@@ -121,7 +130,7 @@ class CheckReport:
             )
         head = (
             f"{len(self.failures)} problem(s): outputs that disagree with convcol's oracle, "
-            "or calls that raised"
+            "or calls that raised, returned the wrong structure or changed their arguments"
         )
         return "\n\n".join([head, *map(str, self.failures)])
 
@@ -173,36 +182,75 @@ def _worst(got: Any, want: np.ndarray) -> tuple[float, tuple[int, ...] | None, s
     return float(err[i]), tuple(int(v) for v in i), None
 
 
+_Finding = tuple[str, float, "tuple[int, ...] | None", float, float]
+
+
+def _structure(value: Any) -> str:
+    """What a call returned, for a message: ``a tuple of 2``, ``ndarray``."""
+    return f"a tuple of {len(value)}" if isinstance(value, tuple) else type(value).__name__
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The names whose values differ between two snapshots of a call's arguments."""
+    return [
+        k
+        for k, v in before.items()
+        if not (
+            v == after[k] if isinstance(v, dict) else np.array_equal(v, after[k], equal_nan=True)
+        )
+    ]
+
+
 def _run_case(
     forward: Callable[..., Any], backward: Callable[..., Any] | None, cfg: Config, tol: float
-) -> dict[str, tuple[str, float, tuple[int, ...] | None]]:
-    """The outputs that fail on ``cfg``: name -> (message, error, index)."""
+) -> dict[str, _Finding]:
+    """What fails on ``cfg``: name -> (message, error, index, got, expected at index)."""
     x, w, b, dout = cfg.data()
     ref, ref_cache = conv_forward_naive(x, w, b, cfg.conv_param)
-    failed = {}
+    args = {"x": x.copy(), "w": w.copy(), "b": b.copy(), "conv_param": dict(cfg.conv_param)}
+    kept = {k: (dict(v) if isinstance(v, dict) else v.copy()) for k, v in args.items()}
     try:
-        returned = forward(x.copy(), w.copy(), b.copy(), dict(cfg.conv_param))
+        returned = forward(*args.values())
         if not (isinstance(returned, tuple) and len(returned) == 2):
-            return {"out": ("forward must return (out, cache)", math.inf, None)}
+            message = f"forward must return (out, cache), got {_structure(returned)}"
+            return {"returned": (message, math.inf, None, math.nan, math.nan)}
+        if changed := _changed(kept, args):
+            message = f"forward changed its argument(s) {', '.join(changed)} in place"
+            return {"modified": (message, math.inf, None, math.nan, math.nan)}
         out, cache = returned
         results = {"out": (out, ref)}
         if backward is not None:
-            got = backward(dout.copy(), cache)
+            g = dout.copy()
+            got = backward(g, cache)
             want = conv_backward_naive(dout, ref_cache)
             if not (isinstance(got, tuple) and len(got) == 3):
-                return {"dx": ("backward must return (dx, dw, db)", math.inf, None)}
+                message = f"backward must return (dx, dw, db), got {_structure(got)}"
+                return {"returned": (message, math.inf, None, math.nan, math.nan)}
+            if not np.array_equal(g, dout, equal_nan=True):
+                message = "backward changed its argument dout in place"
+                return {"modified": (message, math.inf, None, math.nan, math.nan)}
             results.update(zip(("dx", "dw", "db"), zip(got, want, strict=True), strict=True))
     except Exception as e:  # the user's code: any exception is a finding
-        return {"raised": (f"{type(e).__name__}: {e}{_where(e)}", math.inf, None)}
+        message = f"{type(e).__name__}: {e}{_where(e)}"
+        return {"raised": (message, math.inf, None, math.nan, math.nan)}
+    failed = {}
     for name, (g, e) in results.items():
         err, index, complaint = _worst(g, e)
         if complaint or err > tol:
             kind = "relative" if np.abs(e).max() > 0 else "absolute: every expected value is 0"
-            failed[name] = (
-                complaint or f"differs from the oracle by {err:.3g} ({kind})",
-                err,
-                index,
+            message = complaint or f"differs from the oracle by {err:.3g} ({kind})"
+            dtype = np.asarray(g).dtype
+            if not complaint and dtype.kind == "f" and dtype.itemsize < 8 and err < 1e-4:
+                message += (
+                    f"; the output is {dtype}, whose rounding alone errs by "
+                    "about 1e-7: a float32 conv wants a tolerance such as 1e-5"
+                )
+            got_v, want_v = (
+                (float(np.asarray(g)[index]), float(e[index]))
+                if index is not None
+                else (math.nan, math.nan)
             )
+            failed[name] = (message, err, index, got_v, want_v)
     return failed
 
 
@@ -267,10 +315,22 @@ def _where(e: BaseException) -> str:
     return f" (at {os.path.basename(f.filename)}:{f.lineno} in {f.name})"
 
 
-def _snippet(cfg: Config, output: str, specs: tuple[str, str] | None) -> str:
+# What a "modified" snippet prints: the names of the arguments the call changed.
+_CHANGED = (
+    "print('changed:', [k for k, a, a0 in (('x', x, x0), ('w', w, w0), ('b', b, b0)) "
+    "if not np.array_equal(a, a0, equal_nan=True)] + (['conv_param'] if conv_param != p0 else []))"
+)
+
+
+def _snippet(
+    cfg: Config, output: str, specs: tuple[str, str] | None, in_backward: bool = False
+) -> str:
+    """Lines that reproduce one failure; ``in_backward``: the problem came from backward."""
     args = (cfg.n, cfg.c, cfg.f, cfg.h, cfg.w, cfg.kh, cfg.kw, cfg.stride, cfg.pad, cfg.seed)
-    needs_backward = output in ("dx", "dw", "db") or (
-        output == "raised" and bool(specs and specs[1])
+    needs_backward = (
+        output in ("dx", "dw", "db")
+        or in_backward
+        or (output == "raised" and bool(specs and specs[1]))
     )
     if specs:
         load = [f"forward = load_function({specs[0]!r})"]
@@ -287,22 +347,41 @@ def _snippet(cfg: Config, output: str, specs: tuple[str, str] | None) -> str:
         + ", ".join(f"{k}={v}" for k, v in zip(Config.__dataclass_fields__, args, strict=True))
         + ").data()",
         f"conv_param = {cfg.conv_param}",
-        "out, cache = forward(x, w, b, conv_param)",
-        "ref, ref_cache = conv_forward_naive(x, w, b, conv_param)",
     ]
+    call = "out, cache = forward(x, w, b, conv_param)"
     if output == "raised":
-        lines = [line for line in lines if "ref" not in line]
+        lines.append(call)
         if needs_backward:
             lines.append("dx, dw, db = backward(dout, cache)")
-    elif output == "out":
-        lines += ["got, want = out, ref", _COMPARE]
-    elif output in ("dx", "dw", "db"):
-        i = ("dx", "dw", "db").index(output)
+    elif output == "returned":
+        lines += (
+            [call, "returned = backward(dout, cache)"]
+            if in_backward
+            else ["returned = forward(x, w, b, conv_param)"]
+        )
+        lines.append(
+            "print(type(returned).__name__, len(returned) if isinstance(returned, tuple) else '')"
+        )
+    elif output == "modified" and in_backward:
         lines += [
-            f"got = backward(dout, cache)[{i}]",
-            f"want = conv_backward_naive(dout, ref_cache)[{i}]",
-            _COMPARE,
+            call,
+            "dout0 = dout.copy()",
+            "backward(dout, cache)",
+            "print('dout changed:', not np.array_equal(dout, dout0, equal_nan=True))",
         ]
+    elif output == "modified":
+        lines += ["x0, w0, b0, p0 = x.copy(), w.copy(), b.copy(), dict(conv_param)", call, _CHANGED]
+    else:  # the oracle first: a call that changes its arguments would change its input
+        lines += ["ref, ref_cache = conv_forward_naive(x, w, b, conv_param)", call]
+        if output == "out":
+            lines += ["got, want = out, ref", _COMPARE]
+        else:
+            i = ("dx", "dw", "db").index(output)
+            lines += [
+                f"want = conv_backward_naive(dout, ref_cache)[{i}]",
+                f"got = backward(dout, cache)[{i}]",
+                _COMPARE,
+            ]
     return "\n".join(lines)
 
 
@@ -340,6 +419,12 @@ def check_conv(
         ``passed``, and per failing output the smallest failing configuration, the worst
         error and where, and a snippet that reproduces it.
 
+    Raises
+    ------
+    ConvError
+        If ``cases`` is not an integer >= 1, ``seed`` not one >= 0, or ``tol`` not a finite
+        number >= 0 (``check_options``).
+
     Examples
     --------
     >>> from convcol.check import check_conv
@@ -347,8 +432,7 @@ def check_conv(
     >>> print(check_conv(conv_forward_naive, conv_backward_naive, cases=10))
     PASS: 10 cases agree with convcol's oracle (tolerance 1e-07 relative to the largest value)
     """
-    if cases < 1:
-        raise ConvError(f"cases must be >= 1, got {cases}")
+    check_options(cases, seed, tol)
     report = CheckReport(cases=cases, tol=tol)
     seen: set[str] = set()
     for cfg in configs(cases, seed):
@@ -357,12 +441,25 @@ def check_conv(
                 continue
             seen.add(output)
             small = _shrink(forward, backward, cfg, output, tol)
-            message, err, index = _run_case(forward, backward, small, tol)[output]
+            message, err, index, got, expected = _run_case(forward, backward, small, tol)[output]
+            snippet = _snippet(small, output, specs, message.startswith("backward"))
             report.failures.append(
-                Failure(output, small, message, err, index, _snippet(small, output, specs))
+                Failure(output, small, message, err, index, snippet, got, expected)
             )
-    report.failures.sort(key=lambda f: ["raised", *OUTPUTS].index(f.output))
+    report.failures.sort(key=lambda f: [*PROBLEMS, *OUTPUTS].index(f.output))
     return report
+
+
+def check_options(cases: Any, seed: Any, tol: Any) -> None:
+    """Raise ``ConvError`` unless ``cases`` is an integer >= 1, ``seed`` one >= 0 and
+    ``tol`` a finite number >= 0 (a NaN tolerance would pass everything)."""
+    for name, value, low in (("cases", cases, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ConvError(f"{name} must be an integer >= {low}, got {value!r}")
+    if isinstance(tol, bool) or not (
+        isinstance(tol, (int, float, np.integer, np.floating)) and math.isfinite(tol) and tol >= 0
+    ):
+        raise ConvError(f"tol must be a finite number >= 0, got {tol!r}")
 
 
 def load_function(spec: str) -> Callable[..., Any]:

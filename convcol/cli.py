@@ -149,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         repeat = args.repeat if args.repeat is not None else (3 if args.quick else 7)
         if repeat < 1:
             parser.error("--repeat must be >= 1")
+        if args.seed < 0:
+            parser.error(f"--seed must be an integer >= 0, got {args.seed}")
         known = {s.name for s in suite.SHAPES}
         unknown = sorted(set(args.shapes or ()) - known)
         if unknown:
@@ -169,12 +171,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .check import check_conv, load_function
+    from .check import check_conv, check_options, load_function
+    from .validation import ConvError
 
     if args.backward is None and not args.forward_only:
         parser.error("give FORWARD and BACKWARD, or --forward-only")
-    if args.cases < 1:
-        parser.error("--cases must be >= 1")
+    try:  # check_conv's rules, applied before anything is imported or run
+        check_options(args.cases, args.seed, args.tol)
+    except ConvError as e:
+        parser.error(f"--{e}")
     try:
         forward = load_function(args.forward)
         backward = None if args.forward_only else load_function(args.backward)

@@ -57,6 +57,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .geometry import ConvGeometry
+from .validation import ConvError
 from .workspace import get_workspace_limit, scratch
 
 
@@ -188,13 +189,30 @@ def _elements(geo: ConvGeometry, t: _Tile, samples: int, rows: int) -> tuple[int
     )
 
 
+# CONVCOL_WINOGRAD's values, as a switch; anything else is refused rather than read as "on"
+# (a user who wrote "off" and got the route anyway would compare the wrong numbers).
+_SWITCH = {"1": True, "on": True, "true": True, "yes": True, "0": False, "off": False}
+_SWITCH |= {"false": False, "no": False}
+
+
+def _enabled() -> bool:
+    """Whether ``CONVCOL_WINOGRAD`` (unset or empty: on) leaves the route on."""
+    text = os.environ.get("CONVCOL_WINOGRAD") or "1"
+    if text.strip().lower() not in _SWITCH:
+        raise ConvError(
+            f"CONVCOL_WINOGRAD must be 0 or 1 (or off/on, false/true, no/yes), got {text!r}"
+        )
+    return _SWITCH[text.strip().lower()]
+
+
 def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> Plan | None:
     """The route's plan for ``geo`` in ``dtype``: the first algorithm that pays and fits
     the workspace limit with ``n_weights`` arrays of transformed weights (one for the
     forward pass, two for ``weight_grad``), and its chunks (``_chunks``); None where the
-    route does not apply, would not pay or does not fit, and when ``CONVCOL_WINOGRAD=0``.
+    route does not apply, would not pay or does not fit, and when ``CONVCOL_WINOGRAD`` is
+    0 (or off, false, no).
     """
-    if geo.nd != 2 or os.environ.get("CONVCOL_WINOGRAD", "1").strip() == "0":
+    if geo.nd != 2 or not _enabled():
         return None
     if not (
         not geo.channels_last

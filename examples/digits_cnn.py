@@ -103,10 +103,13 @@ def load_digits_split(seed: int) -> tuple[np.ndarray, ...]:
 
 
 def progress(epoch: int, epochs: int, done: int, total: int, loss: float) -> None:
-    width = 30
+    tty = sys.stderr.isatty()
+    if not tty and done < total:
+        return  # piped: one line per epoch, not a bar redrawn with carriage returns
+    width, start = 30, "\r" if tty else ""
     filled = int(width * done / total)
     sys.stderr.write(
-        f"\repoch {epoch}/{epochs} [{'#' * filled}{'.' * (width - filled)}] "
+        f"{start}epoch {epoch}/{epochs} [{'#' * filled}{'.' * (width - filled)}] "
         f"{done}/{total} loss {loss:.3f}"
     )
     if done == total:

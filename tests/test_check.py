@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -206,4 +207,121 @@ def test_shrinking_skips_cases_whose_expected_gradient_is_zero():
 
 def test_forward_must_return_out_and_cache():
     (failure,) = check_conv(sc.forward_without_cache).failures
-    assert failure.output == "out" and failure.message == "forward must return (out, cache)"
+    assert failure.output == "returned"
+    assert failure.message == "forward must return (out, cache), got ndarray"
+
+
+def _run_snippet(snippet):
+    done = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, check=True, cwd=HERE
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("forward", "backward", "message", "printed"),
+    [
+        (
+            "forward_centres_input_in_place",
+            "backward_correct",
+            "forward changed its argument(s) x in place",
+            "changed: ['x']",
+        ),
+        (
+            "forward_correct",
+            "backward_scales_dout_in_place",
+            "backward changed its argument dout in place",
+            "dout changed: True",
+        ),
+    ],
+)
+def test_arguments_changed_in_place_are_reported(forward, backward, message, printed):
+    # Its outputs may even be right: a net's next layer, or its backward pass, would see the
+    # change. The snippet shows the change rather than a difference from the oracle.
+    specs = (f"student_convs.py:{forward}", f"student_convs.py:{backward}")
+    report = check_conv(getattr(sc, forward), getattr(sc, backward), specs=specs)
+    (failure,) = report.failures
+    assert failure.output == "modified" and failure.message == message
+    assert _run_snippet(failure.snippet) == printed
+
+
+def test_wrong_return_structures_are_reported_with_what_came_back():
+    specs = ("student_convs.py:forward_correct", "student_convs.py:backward_without_db")
+    report = check_conv(sc.forward_correct, sc.backward_without_db, specs=specs)
+    (failure,) = report.failures
+    assert failure.output == "returned"
+    assert failure.message == "backward must return (dx, dw, db), got a tuple of 2"
+    assert _run_snippet(failure.snippet) == "tuple 2"
+
+
+def test_a_wrong_value_is_shown_beside_the_expected_one():
+    report = check_conv(sc.forward_pad_one_side)
+    (failure,) = report.failures
+    x, w, b, _ = failure.config.data()
+    want = conv_forward_naive(x, w, b, failure.config.conv_param)[0][failure.index]
+    got = sc.forward_pad_one_side(x, w, b, failure.config.conv_param)[0][failure.index]
+    assert (failure.got, failure.expected) == (got, want) and got != want
+    assert f"got {got:.6g}, expected {want:.6g}" in str(report)
+
+
+def test_a_float32_conv_is_told_about_its_rounding():
+    report = check_conv(sc.forward_in_float32)
+    (failure,) = report.failures
+    assert failure.output == "out" and failure.error < 1e-5
+    assert "the output is float32" in failure.message and "1e-5" in failure.message
+    assert check_conv(sc.forward_in_float32, tol=1e-5).passed
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tol": float("nan")}, "tol must be a finite number >= 0, got nan"),
+        ({"tol": -1.0}, "tol must be a finite number >= 0, got -1.0"),
+        ({"tol": float("inf")}, "tol must be a finite number >= 0, got inf"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+        ({"seed": 1.5}, "seed must be an integer >= 0, got 1.5"),
+        ({"cases": 0}, "cases must be an integer >= 1, got 0"),
+        ({"cases": True}, "cases must be an integer >= 1, got True"),
+    ],
+)
+def test_bad_options_are_refused(options, message):
+    # A NaN tolerance compares false with every error, so it would pass any conv.
+    with pytest.raises(convcol.ConvError, match=re.escape(message)):
+        check_conv(sc.forward_transposed_kernel, **options)
+
+
+@pytest.mark.parametrize(
+    "options", [["--tol", "nan"], ["--tol", "-1"], ["--seed", "-1"], ["--cases", "0"]]
+)
+def test_cli_refuses_bad_options(options):
+    done = _cli("student_convs:forward_transposed_kernel", "--forward-only", *options)
+    assert done.returncode == 2 and f"error: {options[0]} must be" in done.stderr
+    assert not done.stdout
+
+
+def test_bench_refuses_a_negative_seed():
+    done = subprocess.run(
+        [sys.executable, "-m", "convcol", "bench", "--seed", "-1"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "--seed must be an integer >= 0, got -1" in done.stderr
+
+
+def test_the_documented_output_is_what_the_command_prints():
+    # docs/check.md shows two runs from the repository's root; every line it shows (its
+    # "..." aside) must be in what the command prints today.
+    page = (HERE.parent / "docs" / "check.md").read_text()
+    blocks = [b.split("```")[0] for b in page.split("```text\n")[1:]]
+    assert len(blocks) == 2
+    for block in blocks:
+        command, *shown = block.strip("\n").splitlines()
+        assert command.startswith("$ convcol check ")
+        done = subprocess.run(
+            [sys.executable, "-m", "convcol", *command.split()[2:]],
+            capture_output=True,
+            text=True,
+            cwd=HERE.parent,
+        )
+        printed = done.stdout.splitlines()
+        for line in shown:
+            if line.strip() != "...":
+                assert line in printed, line

@@ -481,6 +481,18 @@ def test_the_environment_turns_the_route_off(monkeypatch, rng):
     monkeypatch.setenv("CONVCOL_WINOGRAD", "0")
     assert winograd.plan(geo, np.dtype(np.float64)) is None
     off = convcol.conv2d(x, w, padding=1)
+    for value, route in [("off", None), (" No ", None), ("on", True), ("1", True), ("", True)]:
+        monkeypatch.setenv("CONVCOL_WINOGRAD", value)
+        assert (winograd.plan(geo, np.dtype(np.float64)) is not None) == bool(route), value
     force_winograd(monkeypatch, None)  # im2col, however it is turned off
     np.testing.assert_array_equal(off, convcol.conv2d(x, w, padding=1), strict=True)
     assert not np.array_equal(on, off)  # the two routes round differently
+
+
+@pytest.mark.parametrize("value", ["2", "disable", "0.0"])
+def test_the_environment_switch_refuses_other_values(monkeypatch, rng, value):
+    # Read as "on", "disable" would leave the route on behind the user's back.
+    monkeypatch.setenv("CONVCOL_WINOGRAD", value)
+    x, w = rng.standard_normal((8, 16, 16, 16)), rng.standard_normal((16, 16, 3, 3))
+    with pytest.raises(convcol.ConvError, match=f"CONVCOL_WINOGRAD must be 0 or 1.*got {value!r}"):
+        convcol.conv2d(x, w, padding=1)
