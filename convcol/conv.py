@@ -385,11 +385,34 @@ def _via_channels_first(geo: ConvGeometry) -> bool:
 
 
 def _first(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.moveaxis(a, -1, 1))
+    """Channels-last ``a`` (N, ..., C) as a channels-first copy (N, C, ...)."""
+    n, c, p = a.shape[0], a.shape[-1], math.prod(a.shape[1:-1])
+    return _swap_last_axes(a.reshape(n, p, c)).reshape(n, c, *a.shape[1:-1])
 
 
 def _last(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.moveaxis(a, 1, -1))
+    """Channels-first ``a`` (N, C, ...) as a channels-last copy (N, ..., C)."""
+    n, c, p = a.shape[0], a.shape[1], math.prod(a.shape[2:])
+    return _swap_last_axes(a.reshape(n, c, p)).reshape(n, *a.shape[2:], c)
+
+
+# Elements from which a transpose is shared between threads (about 0.2 ms of copying).
+_MIN_THREAD_ELEMENTS = 2**20
+
+
+def _swap_last_axes(a: np.ndarray) -> np.ndarray:
+    """(N, A, B) -> a C-contiguous (N, B, A) copy: kernels.swap_last_axes in threads."""
+    out = np.empty((a.shape[0], a.shape[2], a.shape[1]), a.dtype)
+    if out.size == 0:
+        return out
+    if a.dtype not in (np.float32, np.float64) or not a.flags.c_contiguous:
+        out[...] = a.transpose(0, 2, 1)  # (the compute dtypes come contiguous; any other)
+        return out
+    k = _kernels()
+    units = a.shape[0] * -(-a.shape[1] // k.TILE)
+    threads = min(_threads(), units, max(1, a.size // _MIN_THREAD_ELEMENTS))
+    _in_threads(lambda u0, u1: k.swap_last_axes(a, out, u0, u1), units, threads)
+    return out
 
 
 def _out_block(a: np.ndarray, geo: ConvGeometry, chunk: _Chunk) -> np.ndarray:

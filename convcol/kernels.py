@@ -582,6 +582,29 @@ def depthwise_backward(
                 _unpad_plane(dxp, dx[n, c], base, pad, phases, lo, hi)
 
 
+# Channels-last data that goes through channels-first (narrow groups, depthwise) is
+# transposed there and back: the last two axes of (N, A, B) swapped, in tiles of TILE x
+# TILE, each read and written while both its rows and its columns are in cache. NumPy's
+# copy of the moved axes walks one side with a stride of a whole row: 4x (float32) to 16x
+# (float64) slower on (8, 3136, 128) here.
+TILE = 32
+
+
+@numba.njit(cache=True, nogil=True)
+def swap_last_axes(src, dst, u0, u1):
+    # dst[n, b, a] = src[n, a, b] for src (N, A, B), over units u0:u1 of (n, a run of TILE
+    # values of a), unit u = n * ceil(A / TILE) + run.
+    _, A, B = src.shape
+    runs = (A + TILE - 1) // TILE
+    for u in range(u0, u1):
+        n, a0 = u // runs, (u % runs) * TILE
+        a1 = min(A, a0 + TILE)
+        for b0 in range(0, B, TILE):
+            for b in range(b0, min(B, b0 + TILE)):
+                for a in range(a0, a1):
+                    dst[n, b, a] = src[n, a, b]
+
+
 # Winograd's F(4x4, 3x3) (convcol/winograd.py): each 6x6 tile of the padded input, 4
 # apart, becomes V = B^T d B, and each 6x6 block of products M becomes the tile's 4x4
 # outputs A^T M A. Both transforms go in two passes: along the rows first, whole padded rows

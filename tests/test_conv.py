@@ -453,3 +453,29 @@ def test_concurrent_calls_match_serial_calls(rng):
     for i, got in enumerate(concurrent):
         for g, s in zip(got, serial[i % len(jobs)], strict=True):
             np.testing.assert_array_equal(g, s, strict=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.float16])
+@pytest.mark.parametrize(
+    "shape",
+    [(3, 5, 7, 33), (1, 1, 1), (2, 40, 70), (4, 3, 2, 1, 5), (0, 3, 4), (2, 0, 3), (2, 3, 0)],
+    ids=str,
+)
+def test_layout_transposes_are_numpys(shape, dtype, rng):
+    # Channels-last data that is computed channels-first goes there and back through
+    # kernels.swap_last_axes (tiles of 32, tails included); other dtypes through NumPy.
+    a = (rng.standard_normal(shape) * 100).astype(dtype)
+    for got, want in [
+        (conv._first(a), np.moveaxis(a, -1, 1)),
+        (conv._last(a), np.moveaxis(a, 1, -1)),
+    ]:
+        np.testing.assert_array_equal(got, want, strict=True)
+        assert got.flags.c_contiguous and not np.shares_memory(got, a)
+
+
+def test_layout_transposes_shared_between_threads(rng, monkeypatch):
+    # Large enough for two threads (conv._MIN_THREAD_ELEMENTS), with units that split a
+    # sample's rows between them.
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    a = rng.standard_normal((1, 2 * conv._MIN_THREAD_ELEMENTS // 40 + 7, 40))
+    np.testing.assert_array_equal(conv._first(a), np.moveaxis(a, -1, 1), strict=True)
