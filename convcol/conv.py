@@ -1041,7 +1041,8 @@ def _depthwise_backward(
 
     if dout.size:
         dx5 = none5 if dx is None else _as5d(dx, geo, geo.channels)
-        dw2 = w2[:0] if dw is None else dw
+        # (Not w2[:0]: a view of the caller's w, maybe read-only, which Numba cannot write.)
+        dw2 = np.empty((0, geo.window), dout.dtype) if dw is None else dw
         run(dx5, dw2, True, finite_w)
         if dw is not None and not np.isfinite(dw).all():
             dw[...] = 0

@@ -479,3 +479,49 @@ def test_layout_transposes_shared_between_threads(rng, monkeypatch):
     monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
     a = rng.standard_normal((1, 2 * conv._MIN_THREAD_ELEMENTS // 40 + 7, 40))
     np.testing.assert_array_equal(conv._first(a), np.moveaxis(a, -1, 1), strict=True)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize(
+    ("c", "f", "options"),
+    [
+        (3, 4, {"padding": 1}),
+        (6, 6, {"padding": 1, "groups": 6}),  # depthwise
+        (6, 12, {"stride": 2, "groups": 6}),  # depthwise, two filters per channel
+        (4, 6, {"groups": 2, "data_format": "channels_last"}),  # via channels first
+        (16, 16, {"padding": 1}),  # Winograd's route
+        (5, 3, {}),  # 1x1
+    ],
+    ids=["plain", "depthwise", "depthwise_x2", "channels_last_narrow", "winograd", "pointwise"],
+)
+def test_read_only_inputs_on_every_route(c, f, options, rng):
+    # Every public function, given read-only arrays, as the unchanged originals give. (A
+    # depthwise transposed convolution handed a view of w to a kernel as its unused dw:
+    # Numba refused to compile for a read-only array, found by review.)
+    k = 1 if (c, f) == (5, 3) else 3
+    x = rng.standard_normal((2, c, 8, 8))
+    w = rng.standard_normal((f, c // options.get("groups", 1), k, k))
+    b = rng.standard_normal(f)
+    if options.get("data_format") == "channels_last":
+        x = np.moveaxis(x, 1, -1).copy()
+    out = convcol.conv2d(x, w, b, **options)
+    dout = rng.standard_normal(out.shape)
+    # The transposed convolution of the same weights maps dout's shape to (about) x's.
+    dy = rng.standard_normal(convcol.conv_transpose2d(dout, w, **options).shape)
+    calls = [
+        lambda x, w, b, d: convcol.conv2d(x, w, b, **options),
+        lambda x, w, b, d: convcol.conv2d_backward(d, x, w, **options),
+        lambda x, w, b, d: convcol.conv_transpose2d(d, w, **options),
+        lambda x, w, b, d: convcol.conv_transpose2d_backward(dy, d, w, **options),
+    ]
+    for call in calls:
+        want = call(x, w, b, dout)
+        got = call(_read_only(x), _read_only(w), _read_only(b), _read_only(dout))
+        got, want = (r if isinstance(r, tuple) else (r,) for r in (got, want))
+        for g, e in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, e, strict=True)
