@@ -45,9 +45,14 @@ class _ConvNd:
         padding_mode: str = "zeros",
         data_format: str = "channels_first",
     ) -> None:
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ConvError(f"dtype must be float32 or float64, got {dtype}")
+        try:
+            resolved = np.dtype(dtype)
+        except TypeError:  # not a dtype at all ('foo'): the same error as a wrong one
+            resolved = None
+        if resolved not in (np.float32, np.float64):
+            got = repr(dtype) if resolved is None else resolved
+            raise ConvError(f"dtype must be float32 or float64, got {got}")
+        dtype = resolved
         c_in = as_int("in_channels", in_channels, 1)
         c_out = as_int("out_channels", out_channels, 1)
         g = as_int("groups", groups, 1)
@@ -172,6 +177,12 @@ weight : ndarray, shape {wshape}
 bias : ndarray, shape (out_channels,), or None
 grad_weight, grad_bias : ndarray or None
     Set by ``backward``.
+
+Notes
+-----
+``forward`` keeps a reference to its input (converted to ``dtype`` if it was not already)
+for ``backward``, as cs231n's layers keep theirs in the cache: changing that array in place
+between the two calls changes the gradients.
 {example}"""
 
 

@@ -318,6 +318,11 @@ BAD = [
         r"dtype must be float32 or float64, got int32",
     ),
     (
+        "layer_dtype_not_a_dtype",
+        lambda: convcol.Conv2d(3, 4, 3, dtype="foo"),
+        r"dtype must be float32 or float64, got 'foo'",
+    ),
+    (
         "layer_groups",
         lambda: convcol.Conv2d(3, 4, 3, groups=2),
         r"groups=2 must divide in_channels=3 and out_channels=4",
