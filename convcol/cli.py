@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -86,6 +87,20 @@ def bench(repeat: int = 5, seed: int = 0, out: Any = None) -> dict[str, dict[str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``convcol`` command; returns its exit status."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+        return status
+    except BrokenPipeError:
+        # The reader went away (``convcol check ... | head``): stop quietly, as other
+        # command-line tools do, with stdout sent to devnull so that Python's flush at exit
+        # does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="convcol", description="Fast, exact convolution for NumPy neural nets."
     )

@@ -89,6 +89,8 @@ def parse_padding(name: str, padding: Any, nd: int) -> PaddingSpec:
     ``nd`` pairs ``(before, after)``.
     """
     forms = f"an int, 'valid', 'same', {nd} ints (one per axis) or {nd} (before, after) pairs"
+    if isinstance(padding, np.ndarray) and padding.ndim in (1, 2):
+        padding = padding.tolist()  # as per_axis takes a stride: the same forms as lists
     if isinstance(padding, str):
         if padding == "valid":
             return ((0, 0),) * nd

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +37,16 @@ def test_bad_repeat_is_a_usage_error(capsys):
         cli.main(["bench", "--repeat", "0"])
     assert exc.value.code == 2
     assert "--repeat must be >= 1" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(monkeypatch):
+    # `convcol check ... | head`: printing to a closed pipe raised BrokenPipeError with a
+    # traceback (found by a new user's trial); now the command stops with status 1.
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as closed:
+        monkeypatch.setattr(sys, "stdout", closed)
+        monkeypatch.chdir(Path(__file__).parent)
+        assert cli.main(["check", "student_convs:forward_pad_one_side", "--forward-only"]) == 1
+        closed.write("more output, after the reader went away\n")  # now goes to devnull
+        closed.flush()

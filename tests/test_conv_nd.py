@@ -451,6 +451,28 @@ def test_1d_padding_pair_is_before_and_after(rng):
     assert convcol.conv1d(x, w, padding=(1, 2)).shape == (2, 4, 7)
 
 
+@pytest.mark.parametrize(
+    ("as_list", "as_array"),
+    [
+        ([1, 2], np.array([1, 2])),
+        ([[0, 1], [2, 0]], np.array([[0, 1], [2, 0]])),
+        ([1, 2], np.array([1, 2], np.int32)),
+    ],
+    ids=["per_axis", "pairs", "int32"],
+)
+def test_padding_as_an_array_is_padding_as_a_list(as_list, as_array, rng):
+    # As stride, dilation and the layers' sizes take arrays (review found padding alone
+    # refused one).
+    x, w = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((4, 3, 3, 2))
+    np.testing.assert_array_equal(
+        convcol.conv2d(x, w, padding=as_array),
+        convcol.conv2d(x, w, padding=as_list),
+        strict=True,
+    )
+    with pytest.raises(convcol.ConvError, match=r"padding\[0\] must be an integer"):
+        convcol.conv2d(x, w, padding=np.array([1.5, 1.0]))
+
+
 @pytest.mark.parametrize("name", [c[0] for c in CASES if "filters" in c[0] or "swapped" in c[0]])
 def test_the_swapped_convolution_is_taken_when_it_pays(name, rng, monkeypatch):
     # The named cases above check the numbers; this checks they test the path they name.
