@@ -14,6 +14,7 @@ import numpy as np
 from . import conv_backward, conv_forward
 from .gradcheck import rel_error
 from .naive import conv_backward_naive, conv_forward_naive
+from .validation import ConvError
 
 # The classic cs231n timing case ("fast layers" in the convolutional networks notebook).
 CLASSIC = {
@@ -187,7 +188,6 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .check import check_conv, check_options, load_function
-    from .validation import ConvError
 
     if args.backward is None and not args.forward_only:
         parser.error("give FORWARD and BACKWARD, or --forward-only")

@@ -191,18 +191,20 @@ def _elements(geo: ConvGeometry, t: _Tile, samples: int, rows: int) -> tuple[int
 
 # CONVCOL_WINOGRAD's values, as a switch; anything else is refused rather than read as "on"
 # (a user who wrote "off" and got the route anyway would compare the wrong numbers).
-_SWITCH = {"1": True, "on": True, "true": True, "yes": True, "0": False, "off": False}
-_SWITCH |= {"false": False, "no": False}
+_SWITCH = dict.fromkeys(("1", "on", "true", "yes"), True) | dict.fromkeys(
+    ("0", "off", "false", "no"), False
+)
 
 
 def _enabled() -> bool:
     """Whether ``CONVCOL_WINOGRAD`` (unset or empty: on) leaves the route on."""
     text = os.environ.get("CONVCOL_WINOGRAD") or "1"
-    if text.strip().lower() not in _SWITCH:
+    value = _SWITCH.get(text.strip().lower())
+    if value is None:
         raise ConvError(
             f"CONVCOL_WINOGRAD must be 0 or 1 (or off/on, false/true, no/yes), got {text!r}"
         )
-    return _SWITCH[text.strip().lower()]
+    return value
 
 
 def plan(geo: ConvGeometry, dtype: np.dtype, n_weights: int = 1) -> Plan | None:
